@@ -1,0 +1,333 @@
+"""The command line: parses arguments, calls the library, and maps its errors to messages and exit codes.
+
+Exit codes: 0 nothing flagged (or success), 1 something flagged, 2 usage or input error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .errors import ModerationError
+
+EXIT_FLAGGED = 1
+EXIT_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+EXIT_CODES_HELP = "Exit codes: 0 nothing flagged, 1 something flagged, 2 usage or input error, 130 interrupted."
+
+app = typer.Typer(
+    name="moderation",
+    help="Score documents sentence by sentence against a content policy, review the flags, retrain on the "
+    f"decisions.\n\n{EXIT_CODES_HELP}",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+models_app = typer.Typer(help="List, inspect, promote and roll back model versions.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+
+def warn(message: str) -> None:
+    typer.echo(f"moderation: warning: {message}", err=True)
+
+
+def fail(message: str, code: int = EXIT_ERROR) -> typer.Exit:
+    typer.echo(f"moderation: error: {message}", err=True)
+    return typer.Exit(code)
+
+
+@contextmanager
+def errors_to_exit() -> Iterator[None]:
+    """One line on stderr and exit 2 for anything a user caused; 130 on Ctrl-C; quiet on a closed pipe."""
+    try:
+        yield
+    except ModerationError as e:
+        raise fail(str(e)) from None
+    except KeyboardInterrupt:
+        raise fail("interrupted", EXIT_INTERRUPTED) from None
+    except BrokenPipeError:
+        _silence_stdout()
+        raise typer.Exit(EXIT_ERROR) from None
+
+
+def _silence_stdout() -> None:
+    # Python flushes stdout again at exit; point it at /dev/null so that flush cannot raise a second time.
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    jsonl = "jsonl"
+    json = "json"
+    csv = "csv"
+
+
+class InputFormat(StrEnum):
+    auto = "auto"
+    text = "text"
+    jsonl = "jsonl"
+
+
+PolicyOption = Annotated[
+    Path | None,
+    typer.Option("--policy", help="Policy TOML file (default: the policy shipped with the package).", dir_okay=False),
+]
+ModelOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--model",
+        help="A model version directory, or a models directory whose current version is used "
+        "(default: the model shipped with the package).",
+    ),
+]
+
+
+def _load(policy_path: Path | None, model_path: Path | None):
+    from .model import load_model
+    from .policy import load_policy
+    from .registry import bundled_models_dir, resolve
+
+    policy = load_policy(policy_path)
+    model = load_model(resolve(model_path or bundled_models_dir()), warn=warn)
+    return policy, model
+
+
+@app.command()
+def score(
+    paths: Annotated[
+        list[str],
+        typer.Argument(
+            help="Files to score (text, Markdown, or .jsonl/.ndjson posts); '-' reads standard input.",
+            show_default=False,
+        ),
+    ],
+    fmt: Annotated[
+        OutputFormat,
+        typer.Option(
+            "--format",
+            "-f",
+            help="table: flagged sentences for a person; jsonl, json, csv: every sentence, for programs.",
+        ),
+    ] = OutputFormat.table,
+    only_flagged: Annotated[bool, typer.Option("--only-flagged", help="Write only flagged sentences.")] = False,
+    threshold: Annotated[
+        float | None,
+        typer.Option(
+            "--threshold",
+            min=0.0,
+            max=1.0,
+            help="One threshold for every category, overriding the policy and the model.",
+        ),
+    ] = None,
+    explain_terms: Annotated[bool, typer.Option("--explain", help="Add the terms that drove each flag.")] = False,
+    input_format: Annotated[
+        InputFormat, typer.Option("--input-format", help="How to read inputs: by file suffix, or force one format.")
+    ] = InputFormat.auto,
+    text_field: Annotated[str, typer.Option("--text-field", help="JSON Lines: field with the text.")] = "text",
+    id_field: Annotated[str, typer.Option("--id-field", help="JSON Lines: field with the post id.")] = "id",
+    strict: Annotated[bool, typer.Option("--strict", help="Invalid UTF-8 is an error instead of a warning.")] = False,
+    policy_path: PolicyOption = None,
+    model_path: ModelOption = None,
+) -> None:
+    """Score each sentence of the documents against the policy and report what is flagged.
+
+    Example: moderation score post.txt --format jsonl --only-flagged
+
+    Exit codes: 0 nothing flagged, 1 something flagged, 2 usage or input error, 130 interrupted.
+    """
+    from .inputs import ReadOptions, check_sources, read_documents
+    from .output import make_writer
+    from .scoring import score_documents
+
+    with errors_to_exit():
+        check_sources(paths)
+        policy, model = _load(policy_path, model_path)
+        thresholds = model.thresholds(policy, threshold)
+        options = ReadOptions(input_format.value, text_field, id_field, strict)
+        writer = make_writer(fmt.value, sys.stdout, policy.ids)
+        documents = read_documents(paths, options, warn=warn)
+        try:
+            for s in score_documents(documents, model, thresholds, with_terms=explain_terms):
+                if s.flagged or not only_flagged or fmt is OutputFormat.table:
+                    writer.write(s)
+        finally:
+            writer.close()
+        if writer.flags:
+            raise typer.Exit(EXIT_FLAGGED)
+
+
+@app.command()
+def explain(
+    text: Annotated[str, typer.Argument(help="The sentence to explain.", show_default=False)],
+    top: Annotated[int, typer.Option("--top", min=1, help="Terms to show per category.")] = 5,
+    policy_path: PolicyOption = None,
+    model_path: ModelOption = None,
+) -> None:
+    """Show each category's score for TEXT and the terms that pushed it up or down.
+
+    Example: moderation explain "I will find you after work"
+    """
+    from .model import explain as explain_text
+    from .output import printable
+
+    with errors_to_exit():
+        policy, model = _load(policy_path, model_path)
+        thresholds = model.thresholds(policy)
+        scores = model.predict_proba([text])[0]
+        terms = explain_text(model, text, top)
+        flagged = False
+        for cat, t in thresholds.items():
+            p = float(scores[model.categories.index(cat)])
+            mark = "FLAGGED" if p >= t else "-"
+            flagged |= p >= t
+            typer.echo(f"{cat:<12} {p:.3f}  (threshold {t:.3f})  {mark}")
+            shown = ", ".join(f"{printable(term)} {w:+.2f}" for term, w in terms[cat])
+            typer.echo(f"    {shown or '(no known terms)'}")
+        if flagged:
+            raise typer.Exit(EXIT_FLAGGED)
+
+
+@app.command()
+def train(
+    data: Annotated[
+        list[Path],
+        typer.Option(
+            "--data",
+            help="Labelled CSV or JSON Lines files; repeat to merge (a later file's label wins on conflicts).",
+            exists=False,
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Models directory to add the new version to.")] = Path("models"),
+    promote: Annotated[bool, typer.Option("--promote", help="Make the new version current.")] = False,
+    folds: Annotated[int, typer.Option("--folds", min=2, max=20, help="Cross-validation folds.")] = 5,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed: the same data and seed give the same model.")] = 0,
+    jobs: Annotated[int, typer.Option("--jobs", help="Processes for cross-validation (-1: all cores).")] = 1,
+    policy_path: PolicyOption = None,
+) -> None:
+    """Train a new model version on labelled data, with a cross-validated report.
+
+    Example: moderation train --data data/train.jsonl --out models --promote
+    """
+    from .data import load_labelled
+    from .model import train as train_model
+    from .policy import load_policy
+    from .registry import add_version, set_current
+
+    with errors_to_exit():
+        policy = load_policy(policy_path)
+        labelled = load_labelled(data, policy.ids)
+        for conflict in labelled.conflicts:
+            warn(f"{conflict.kept}: label differs from {conflict.dropped} for the same text; keeping {conflict.kept}")
+        progress = (lambda msg: typer.echo(f"  {msg}", err=True)) if sys.stderr.isatty() else None
+        typer.echo(
+            f"training on {len(labelled.examples)} sentences ({labelled.duplicates} duplicates dropped)", err=True
+        )
+        model, metrics = train_model(labelled, policy, folds=folds, seed=seed, n_jobs=jobs, progress=progress)
+        saved = add_version(out, model)
+        if promote:
+            set_current(out, saved.version)
+        typer.echo(
+            f"{'category':<12} {'threshold':>9} {'precision':>9} {'recall':>7} {'f1':>6} {'roc_auc':>7} "
+            f"{'brier':>6} {'support':>7}"
+        )
+        for cat, m in metrics.items():
+            typer.echo(
+                f"{cat:<12} {m.threshold:>9.3f} {m.precision:>9.3f} {m.recall:>7.3f} {m.f1:>6.3f} "
+                f"{m.roc_auc:>7.3f} {m.brier:>6.3f} {m.support:>7}"
+            )
+        typer.echo(f"wrote {saved.path}{' (current)' if promote else ''}")
+
+
+ModelsDirOption = Annotated[
+    Path | None, typer.Option("--dir", help="Models directory (default: the one shipped with the package).")
+]
+
+
+def _models_dir(path: Path | None) -> Path:
+    from .registry import bundled_models_dir
+
+    return path or bundled_models_dir()
+
+
+@models_app.command("list")
+def models_list(models_dir: ModelsDirOption = None) -> None:
+    """List model versions, oldest first; the current one is marked with '*'.
+
+    Example: moderation models list --dir models
+    """
+    from .registry import list_versions
+
+    with errors_to_exit():
+        for v in list_versions(_models_dir(models_dir)):
+            f1 = " ".join(f"{c}={m['f1']:.2f}" for c, m in v.card.get("cv", {}).items())
+            typer.echo(
+                f"{'*' if v.current else ' '} {v.name}  {v.card.get('created', '?')}  "
+                f"{v.card.get('data', {}).get('examples', '?')} sentences  cv f1: {f1}"
+            )
+
+
+@models_app.command("show")
+def models_show(
+    version: Annotated[str | None, typer.Argument(help="Version name (default: the current one).")] = None,
+    models_dir: ModelsDirOption = None,
+) -> None:
+    """Print a version's model card as JSON.
+
+    Example: moderation models show --dir models
+    """
+    import json
+
+    from .registry import current_name, read_card
+
+    with errors_to_exit():
+        directory = _models_dir(models_dir)
+        typer.echo(json.dumps(read_card(directory / (version or current_name(directory))), indent=2))
+
+
+@models_app.command("promote")
+def models_promote(
+    version: Annotated[str, typer.Argument(help="Version name to make current.", show_default=False)],
+    models_dir: ModelsDirOption = None,
+) -> None:
+    """Make VERSION the current model, atomically (after verifying that it loads).
+
+    Example: moderation models promote 20261125-120000-1a2b3c4d --dir models
+    """
+    from .model import load_model
+    from .registry import set_current
+
+    with errors_to_exit():
+        directory = _models_dir(models_dir)
+        load_model(directory / version, warn=warn)
+        set_current(directory, version)
+        typer.echo(f"current: {version}")
+
+
+@models_app.command("rollback")
+def models_rollback(models_dir: ModelsDirOption = None) -> None:
+    """Make the previously promoted version current again.
+
+    Example: moderation models rollback --dir models
+    """
+    from .registry import rollback
+
+    with errors_to_exit():
+        typer.echo(f"current: {rollback(_models_dir(models_dir))}")
+
+
+def main() -> None:
+    app()

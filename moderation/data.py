@@ -1,0 +1,168 @@
+"""Labelled sentences: reading CSV and JSON Lines, merging sources, and fingerprinting a training set.
+
+A labelled row has `text`, `labels` (a JSON list in JSON Lines; categories separated by ";" in CSV, empty for none)
+and an optional `tag` (the kind of sentence, e.g. "news", used to slice evaluations).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import DataError
+
+FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    text: str
+    labels: frozenset[str]
+    tag: str = ""
+    where: str = ""  # "path:line", for messages
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """The same text labelled differently in two places; the later one wins."""
+
+    text: str
+    kept: str
+    dropped: str
+
+
+@dataclass(frozen=True, slots=True)
+class LabelledSet:
+    examples: tuple[Example, ...]
+    duplicates: int = 0
+    conflicts: tuple[Conflict, ...] = field(default=())
+
+    def texts(self) -> list[str]:
+        return [e.text for e in self.examples]
+
+    def matrix(self, categories: Sequence[str]) -> list[list[int]]:
+        """Labels as a 0/1 row per example, columns in `categories` order."""
+        return [[int(c in e.labels) for c in categories] for e in self.examples]
+
+
+def iter_examples(path: Path, categories: Iterable[str]) -> Iterator[Example]:
+    """Rows of one labelled file, validated; a bad row raises DataError with `path:line`."""
+    known = frozenset(categories)
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise DataError(f"{path}: unknown data format {path.suffix!r} (expected .csv, .jsonl or .ndjson)")
+    try:
+        with path.open(encoding="utf-8", newline="") as f:
+            rows = _csv_rows(f) if fmt == "csv" else _jsonl_rows(f, path)
+            for line, row in rows:
+                yield _example(row, known, f"{path}:{line}")
+    except FileNotFoundError:
+        raise DataError(f"{path}: data file not found") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a directory, expected a .csv or .jsonl file") from None
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 (byte {e.start}): {e.reason}") from None
+    except csv.Error as e:
+        raise DataError(f"{path}: malformed CSV: {e}") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot read: {e.strerror}") from None
+
+
+def _csv_rows(f) -> Iterator[tuple[int, dict]]:
+    reader = csv.DictReader(f)
+    if reader.fieldnames is None or "text" not in reader.fieldnames:
+        raise DataError(f"{f.name}:1: CSV header needs a 'text' column (and 'labels')")
+    for row in reader:
+        labels = row.get("labels") or ""
+        row["labels"] = [x.strip() for x in labels.split(";") if x.strip()]
+        yield reader.line_num, row
+
+
+def _jsonl_rows(f, path: Path) -> Iterator[tuple[int, dict]]:
+    for line, raw in enumerate(f, 1):
+        if not raw.strip():
+            continue
+        try:
+            row = json.loads(raw)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}:{line}: invalid JSON: {e.msg}") from None
+        if not isinstance(row, dict):
+            raise DataError(f"{path}:{line}: expected a JSON object")
+        yield line, row
+
+
+def _example(row: dict, known: frozenset[str], where: str) -> Example:
+    text = row.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise DataError(f"{where}: missing or empty 'text'")
+    labels = row.get("labels", [])
+    if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+        raise DataError(f"{where}: 'labels' must be a list of category names")
+    unknown = sorted(set(labels) - known)
+    if unknown:
+        raise DataError(f"{where}: unknown categor{'y' if len(unknown) == 1 else 'ies'} {', '.join(unknown)}")
+    tag = row.get("tag") or ""
+    if not isinstance(tag, str):
+        raise DataError(f"{where}: 'tag' must be a string")
+    return Example(text.strip(), frozenset(labels), tag, where)
+
+
+def load_labelled(paths: Sequence[Path], categories: Iterable[str]) -> LabelledSet:
+    """Merge labelled files in order: exact duplicates are dropped, and a later label for the same text wins."""
+    categories = tuple(categories)
+    by_text: dict[str, Example] = {}
+    duplicates = 0
+    conflicts = []
+    for path in paths:
+        for example in iter_examples(path, categories):
+            seen = by_text.get(example.text)
+            if seen is None:
+                by_text[example.text] = example
+            elif seen.labels == example.labels:
+                duplicates += 1
+            else:
+                conflicts.append(Conflict(example.text, example.where, seen.where))
+                by_text[example.text] = example
+    if not by_text:
+        raise DataError(f"no labelled rows in {', '.join(map(str, paths))}")
+    return LabelledSet(tuple(by_text.values()), duplicates, tuple(conflicts))
+
+
+def fingerprint(examples: Iterable[Example]) -> str:
+    """SHA-256 of the labelled content (text and labels, order-independent), to record what trained a model."""
+    digest = hashlib.sha256()
+    for line in sorted(json.dumps([e.text, sorted(e.labels)], ensure_ascii=False) for e in examples):
+        digest.update(line.encode())
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
+def write_labelled(examples: Iterable[Example], path: Path) -> int:
+    """Write examples as JSON Lines or CSV (by suffix) through a temporary file, so a crash leaves no half file."""
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise DataError(f"{path}: unknown data format {path.suffix!r} (expected .csv or .jsonl)")
+    tmp = path.with_name(f".{path.name}.tmp")
+    count = 0
+    try:
+        with tmp.open("w", encoding="utf-8", newline="") as f:
+            if fmt == "csv":
+                writer = csv.writer(f)
+                writer.writerow(["text", "labels", "tag"])
+            for e in examples:
+                if fmt == "csv":
+                    writer.writerow([e.text, ";".join(sorted(e.labels)), e.tag])
+                else:
+                    row = {"text": e.text, "labels": sorted(e.labels), "tag": e.tag}
+                    f.write(json.dumps(row, ensure_ascii=False) + "\n")
+                count += 1
+            f.flush()
+        tmp.replace(path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise DataError(f"{path}: cannot write: {e.strerror}") from None
+    return count

@@ -1,0 +1,151 @@
+"""Output formats for scored sentences: a readable table, JSON Lines, one JSON array, CSV.
+
+Every writer streams: it writes each sentence as it comes and keeps only counts for the summary.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections import Counter
+from typing import TextIO
+
+from rich.console import Console
+from rich.markup import escape
+
+from .scoring import SentenceScore
+
+FORMATS = ("table", "jsonl", "json", "csv")
+RECORD_KEYS = ("source", "doc_id", "index", "start", "end", "line", "col", "text", "scores", "flagged")
+
+# C0 and C1 controls, DEL, and the format characters that reorder or hide text on a terminal (bidi overrides and
+# isolates, zero-width characters): shown as visible escapes, never passed through.
+_UNSAFE = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ufff9-\ufffb]"
+)
+
+
+def printable(text: str) -> str:
+    """`text` safe for a terminal: control and invisible characters become `\\xNN` or `\\uNNNN` escapes."""
+    return _UNSAFE.sub(
+        lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}", text
+    )
+
+
+def record(s: SentenceScore) -> dict:
+    """The machine-readable form of one sentence (the JSON Lines schema)."""
+    out = {
+        "source": s.source,
+        "doc_id": s.doc_id,
+        "index": s.index,
+        "start": s.start,
+        "end": s.end,
+        "line": s.line,
+        "col": s.col,
+        "text": s.text,
+        "scores": s.scores,
+        "flagged": list(s.flagged),
+    }
+    if s.terms is not None:
+        out["terms"] = {c: [[t, w] for t, w in ts] for c, ts in s.terms.items()}
+    return out
+
+
+class Writer:
+    """Base writer: counts what it is given; subclasses write it."""
+
+    def __init__(self, stream: TextIO, categories: tuple[str, ...]) -> None:
+        self.stream = stream
+        self.categories = categories
+        self.sentences = 0
+        self.flags: Counter[str] = Counter()
+        self.documents: set[tuple[str, str | None]] = set()
+
+    def write(self, s: SentenceScore) -> None:
+        self.sentences += 1
+        self.flags.update(s.flagged)
+        self.documents.add((s.source, s.doc_id))
+        self._write(s)
+
+    def _write(self, s: SentenceScore) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.stream.flush()
+
+
+class JsonlWriter(Writer):
+    def _write(self, s: SentenceScore) -> None:
+        self.stream.write(json.dumps(record(s), ensure_ascii=False) + "\n")
+
+
+class JsonWriter(Writer):
+    def _write(self, s: SentenceScore) -> None:
+        self.stream.write(("[\n" if self.sentences == 1 else ",\n") + json.dumps(record(s), ensure_ascii=False))
+
+    def close(self) -> None:
+        self.stream.write("[]\n" if self.sentences == 0 else "\n]\n")
+        super().close()
+
+
+class CsvWriter(Writer):
+    """One row per sentence: the fixed columns, a score column per category, `flagged` joined with ';'."""
+
+    def __init__(self, stream: TextIO, categories: tuple[str, ...]) -> None:
+        super().__init__(stream, categories)
+        self.csv = csv.writer(stream)
+        self.csv.writerow([*RECORD_KEYS[:8], *(f"score_{c}" for c in categories), "flagged"])
+
+    def _write(self, s: SentenceScore) -> None:
+        self.csv.writerow(
+            [
+                s.source,
+                s.doc_id or "",
+                s.index,
+                s.start,
+                s.end,
+                s.line,
+                s.col,
+                s.text,
+                *(s.scores[c] for c in self.categories),
+                ";".join(s.flagged),
+            ]
+        )
+
+
+class TableWriter(Writer):
+    """A report of flagged sentences for a person, then a summary per category."""
+
+    def __init__(self, stream: TextIO, categories: tuple[str, ...]) -> None:
+        super().__init__(stream, categories)
+        self.console = Console(file=stream, highlight=False, soft_wrap=True, emoji=False)
+
+    def _write(self, s: SentenceScore) -> None:
+        if not s.flagged:
+            return
+        where = f"{printable(s.source)}{'#' + printable(s.doc_id) if s.doc_id is not None else ''}:{s.line}:{s.col}"
+        cats = ", ".join(f"[bold red]{c}[/] {s.scores[c]:.2f}" for c in s.flagged)
+        self.console.print(f"[bold]{escape(where)}[/]  {cats}")
+        self.console.print(f"    {escape(printable(s.text))}")
+        for cat, terms in (s.terms or {}).items():
+            shown = ", ".join(f"{printable(t)} ({w:+.2f})" for t, w in terms)
+            self.console.print(f"    [dim]{cat}: {escape(shown)}[/]")
+
+    def close(self) -> None:
+        docs = len(self.documents)
+        flagged = ", ".join(f"{c} {self.flags[c]}" for c in self.categories)
+        if self.sentences and not self.flags:
+            self.console.print(f"No sentence flagged ({self.sentences} sentences in {docs} document(s)).")
+        else:
+            self.console.print(
+                f"\n{sum(self.flags.values())} flag(s) in {self.sentences} sentences of {docs} document(s): {flagged}"
+            )
+        super().close()
+
+
+WRITERS = {"table": TableWriter, "jsonl": JsonlWriter, "json": JsonWriter, "csv": CsvWriter}
+
+
+def make_writer(fmt: str, stream: TextIO, categories: tuple[str, ...]) -> Writer:
+    return WRITERS[fmt](stream, categories)

@@ -1,0 +1,136 @@
+"""Model versions in a directory: `<dir>/<version>/` each, and `<dir>/CURRENT` naming the one in use.
+
+Switching the current version writes a temporary file and renames it over CURRENT, so a crash at any moment leaves
+either the old or the new name there; and a version directory only appears once it is complete (see save_model).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+
+from .errors import ModelError
+from .model import CARD_FILE, Model, read_card, save_model
+
+CURRENT = "CURRENT"
+HISTORY = "HISTORY"
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    name: str
+    path: Path
+    card: dict
+    current: bool
+
+
+def bundled_models_dir() -> Path:
+    """The models directory shipped with the package (or `models/` of a source checkout)."""
+    packaged = resources.files("moderation").joinpath("models")
+    if packaged.is_dir():
+        return Path(str(packaged))
+    # An editable install or a plain checkout: the trained artefacts live at the top of the source tree.
+    return Path(__file__).resolve().parent.parent / "models"
+
+
+def resolve(path: Path) -> Path:
+    """A model version directory from either a version directory or a models directory (its current version)."""
+    if (path / CARD_FILE).is_file():
+        return path
+    if (path / CURRENT).is_file():
+        return path / current_name(path)
+    if not path.exists():
+        raise ModelError(f"{path}: no such model or models directory")
+    raise ModelError(f"{path}: neither a model version (no {CARD_FILE}) nor a models directory (no {CURRENT})")
+
+
+def current_name(models_dir: Path) -> str:
+    try:
+        name = (models_dir / CURRENT).read_text(encoding="utf-8").strip()
+    except OSError as e:
+        raise ModelError(f"{models_dir / CURRENT}: cannot read: {e.strerror}") from None
+    if not name or "/" in name or name.startswith(".") or not (models_dir / name / CARD_FILE).is_file():
+        raise ModelError(f"{models_dir / CURRENT}: names {name!r}, which is not a model version in {models_dir}")
+    return name
+
+
+def new_version_name(models_dir: Path, card: dict) -> str:
+    """A sortable, unique name: UTC time of creation and the first digits of the training data's hash."""
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    base = f"{stamp}-{card['data']['sha256'][:8]}"
+    name, n = base, 1
+    while (models_dir / name).exists():
+        n += 1
+        name = f"{base}-{n}"
+    return name
+
+
+def add_version(models_dir: Path, model: Model, name: str | None = None) -> Model:
+    """Store a newly trained model as a new version (never overwriting one); it does not become current."""
+    return save_model(model, models_dir / (name or new_version_name(models_dir, model.card)))
+
+
+def set_current(models_dir: Path, name: str, *, action: str = "promote") -> None:
+    """Make `name` the current version, atomically, and log the change in HISTORY for rollback."""
+    if not (models_dir / name / CARD_FILE).is_file():
+        raise ModelError(f"{models_dir}: no model version {name!r}")
+    tmp = models_dir / f".{CURRENT}.{os.getpid()}.tmp"
+    try:
+        with tmp.open("w", encoding="utf-8") as f:
+            f.write(name + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        # HISTORY first: a crash between the two leaves a log entry for a switch that did not happen, which
+        # rollback tolerates; the other order could leave a switch with no way back.
+        with (models_dir / HISTORY).open("a", encoding="utf-8") as f:
+            f.write(f"{datetime.now(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}\t{action}\t{name}\n")
+        os.replace(tmp, models_dir / CURRENT)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise ModelError(f"{models_dir}: cannot switch current version: {e.strerror}") from None
+
+
+def promoted_stack(models_dir: Path) -> list[str]:
+    """Versions in the order they were promoted, with rolled-back ones removed: the last is current."""
+    stack: list[str] = []
+    try:
+        entries = (models_dir / HISTORY).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        entries = []
+    for entry in entries:
+        parts = entry.split("\t")
+        if len(parts) != 3:
+            continue
+        _, action, name = parts
+        if action == "rollback":
+            while stack and stack[-1] != name:
+                stack.pop()
+        elif not stack or stack[-1] != name:
+            stack.append(name)
+    return stack
+
+
+def rollback(models_dir: Path) -> str:
+    """Make the version that was current before the present one current again; returns its name."""
+    now = current_name(models_dir)
+    stack = [v for v in promoted_stack(models_dir) if (models_dir / v / CARD_FILE).is_file()]
+    while stack and stack[-1] != now:
+        stack.pop()  # a logged switch that never happened
+    if len(stack) < 2:
+        raise ModelError(f"{models_dir}: no earlier version to roll back to from {now}")
+    set_current(models_dir, stack[-2], action="rollback")
+    return stack[-2]
+
+
+def list_versions(models_dir: Path) -> list[Version]:
+    if not models_dir.is_dir():
+        raise ModelError(f"{models_dir}: no such models directory")
+    current = current_name(models_dir) if (models_dir / CURRENT).is_file() else None
+    return [
+        Version(p.name, p, read_card(p), p.name == current)
+        for p in sorted(models_dir.iterdir())
+        if p.is_dir() and not p.name.startswith(".") and (p / CARD_FILE).is_file()
+    ]

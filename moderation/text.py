@@ -1,0 +1,328 @@
+"""Sentences with offsets, and the normalisation that the model sees (never the user).
+
+Segmentation is a single left-to-right pass: every regular expression here is a run of one character class or a
+fixed-length look-around, so time is linear in the input whatever it contains.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+#: A sentence longer than this is cut on white space (or hard, if it has none) so one pathological line cannot
+#: make a single model input of unbounded size.
+MAX_SENTENCE_CHARS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Sentence:
+    """One sentence: `text == document[start:end]`; `line` and `col` are 1-based and point at `start`."""
+
+    start: int
+    end: int
+    line: int
+    col: int
+    text: str
+
+
+# --- segmentation -------------------------------------------------------------------------------------------------
+
+_BREAK = r"(?:\r\n|\r|\n)"
+# A paragraph ends at a blank line, or before a line that starts a bullet, a numbered item or a Markdown heading.
+_HARD_BREAK = re.compile(_BREAK + r"[ \t]*(?:" + _BREAK + r"|(?=(?:[-*+•‣◦▪]|\d{1,3}[.)]|#{1,6})[ \t]))")
+# Terminal punctuation, then closing quotes or brackets, then white space or the end of the text.
+_TERMINATOR = re.compile(r"[.!?…。！？]+[\"'”’»)\]]*(?=\s|$)")
+_NEXT_VISIBLE = re.compile(r"\s*(\S?)")
+_WORD_BEFORE = re.compile(r"(\S{1,40})$")
+_LINE_START = re.compile(r"(?:^|[\r\n])[ \t]*$")
+_INITIALISM = re.compile(r"(?:[a-z]\.)+[a-z]")
+
+#: Words that end with a full stop without ending the sentence (lower case, without the final dot).
+ABBREVIATIONS = frozenset(
+    [
+        "mr",
+        "mrs",
+        "ms",
+        "mx",
+        "dr",
+        "prof",
+        "sr",
+        "jr",
+        "st",
+        "mt",
+        "ft",
+        "rev",
+        "gen",
+        "col",
+        "lt",
+        "sgt",
+        "capt",
+        "cmdr",
+        "gov",
+        "sen",
+        "rep",
+        "hon",
+        "pres",
+        "vs",
+        "v",
+        "etc",
+        "al",
+        "approx",
+        "e.g",
+        "i.e",
+        "cf",
+        "viz",
+        "ca",
+        "est",
+        "dept",
+        "univ",
+        "inc",
+        "ltd",
+        "co",
+        "corp",
+        "bros",
+        "no",
+        "nos",
+        "vol",
+        "fig",
+        "figs",
+        "pp",
+        "para",
+        "sec",
+        "ch",
+        "art",
+        "jan",
+        "feb",
+        "mar",
+        "apr",
+        "jun",
+        "jul",
+        "aug",
+        "sep",
+        "sept",
+        "oct",
+        "nov",
+        "dec",
+        "mon",
+        "tue",
+        "tues",
+        "wed",
+        "thu",
+        "thur",
+        "thurs",
+        "fri",
+        "sat",
+        "sun",
+        "a.m",
+        "p.m",
+        "u.s",
+        "u.k",
+        "u.n",
+        "e.u",
+    ]
+)
+
+
+def _is_boundary(text: str, match: re.Match[str]) -> bool:
+    punct = match.group().rstrip("\"'”’»)]")
+    if "!" in punct or "?" in punct or punct[0] in "。！？":
+        return True
+    nxt = _NEXT_VISIBLE.match(text, match.end()).group(1)
+    if punct in ("..", "...", "…") or len(punct) > 3:
+        # "wait... what" goes on; "I'm done... See you" is two sentences.
+        return not nxt or nxt.isupper() or nxt.isdigit()
+    before = _WORD_BEFORE.search(text, max(0, match.start() - 40), match.start())
+    if before is None:
+        return True
+    word = before.group(1).lstrip("\"'“‘([").lower()
+    if word in ABBREVIATIONS or _INITIALISM.fullmatch(word):
+        return False
+    if word.isdigit() and len(word) <= 3 and _LINE_START.search(text, max(0, before.start() - 40), before.start()):
+        return False  # "1. first item": a list number, not the end of a sentence
+    # A single capital before the dot is an initial ("J. Smith"), unless the sentence plainly ends there.
+    return not (len(word) == 1 and word.isalpha() and before.group(1)[-1].isupper() and nxt.isupper())
+
+
+def _spans(text: str, begin: int, end: int) -> Iterator[tuple[int, int]]:
+    """Sentence spans of `text[begin:end]`, before stripping and length capping."""
+    for para in _paragraphs(text, begin, end):
+        start = para[0]
+        for m in _TERMINATOR.finditer(text, para[0], para[1]):
+            if _is_boundary(text, m):
+                yield start, m.end()
+                start = m.end()
+        yield start, para[1]
+
+
+def _paragraphs(text: str, begin: int, end: int) -> Iterator[tuple[int, int]]:
+    start = begin
+    for m in _HARD_BREAK.finditer(text, begin, end):
+        yield start, m.start()
+        start = m.end()
+    yield start, end
+
+
+def _strip_and_cap(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    while end - start > MAX_SENTENCE_CHARS:
+        limit = start + MAX_SENTENCE_CHARS
+        cut = max(text.rfind(" ", start, limit), text.rfind("\n", start, limit), text.rfind("\t", start, limit))
+        if cut <= start:
+            cut = limit
+        piece_end = cut
+        while piece_end > start and text[piece_end - 1].isspace():
+            piece_end -= 1
+        yield start, piece_end
+        start = cut
+        while start < end and text[start].isspace():
+            start += 1
+    if end > start:
+        yield start, end
+
+
+class _Lines:
+    """Turns increasing character offsets into 1-based line and column, reading each character once."""
+
+    def __init__(self) -> None:
+        self.pos = 0  # offset up to which line breaks have been counted
+        self.line = 1
+        self.line_start = 0
+
+    def advance(self, text: str, offset: int, to: int) -> tuple[int, int]:
+        """Line and column of absolute offset `to`; `text` holds the document from absolute `offset` on."""
+        piece = text[self.pos - offset : to - offset]
+        breaks = piece.count("\n") + piece.count("\r") - piece.count("\r\n")
+        if breaks:
+            self.line += breaks
+            self.line_start = self.pos + max(piece.rfind("\n"), piece.rfind("\r")) + 1
+        self.pos = to
+        return self.line, to - self.line_start + 1
+
+
+def split_sentences(text: str) -> list[Sentence]:
+    """Split a whole document held in memory; see `iter_sentences` for streams."""
+    return list(iter_sentences([text]))
+
+
+def iter_sentences(chunks: Iterable[str]) -> Iterator[Sentence]:
+    """Split a document given as successive chunks of text, yielding sentences as soon as they are certain.
+
+    Offsets, lines and columns are those of the whole document (the concatenation of the chunks). Memory is bounded
+    by the chunk size plus one sentence: the last sentence of each chunk is kept back, since the next chunk may
+    continue it.
+    """
+    lines = _Lines()
+    buf = ""
+    offset = 0  # absolute offset of buf[0]
+    for chunk in chunks:
+        if not chunk:
+            continue
+        buf += chunk
+        pending = None
+        for s, e in _spans(buf, 0, len(buf)):
+            for ps, pe in _strip_and_cap(buf, s, e):
+                if pending is not None:
+                    yield _sentence(buf, offset, lines, *pending)
+                pending = (ps, pe)
+        # With no sentence pending the buffer is white space; a trailing "\r" may be half of "\r\n": keep it.
+        keep = pending[0] if pending is not None else len(buf) - buf.endswith("\r")
+        lines.advance(buf, offset, offset + keep)
+        buf, offset = buf[keep:], offset + keep
+    for s, e in _spans(buf, 0, len(buf)):
+        for ps, pe in _strip_and_cap(buf, s, e):
+            yield _sentence(buf, offset, lines, ps, pe)
+
+
+def _sentence(buf: str, offset: int, lines: _Lines, start: int, end: int) -> Sentence:
+    line, col = lines.advance(buf, offset, offset + start)
+    return Sentence(offset + start, offset + end, line, col, buf[start:end])
+
+
+# --- normalisation --------------------------------------------------------------------------------------------------
+
+# Zero-width and format characters vanish; other control characters become spaces (a tab or NUL separates words).
+_INVISIBLE = dict.fromkeys(
+    map(
+        ord,
+        "\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069",
+    )
+)
+_CONTROL = {c: " " for c in [*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0)]}
+_CLEAN = str.maketrans({**_CONTROL, **_INVISIBLE})
+
+# Letters from other scripts that look like Latin ones, used to dodge word filters ("kіll" with a Cyrillic i).
+_HOMOGLYPHS = str.maketrans(dict(zip("аеорсухіјѕкмнтвԁһӏɡαειορτυνκηχ", "aeopcyxijskmhtbdhlgaeioptuvknx", strict=True)))
+# Digits and symbols standing in for letters inside a word ("k1ll", "sh00t", "@ss", "$hit", "k!ll").
+_LEET = str.maketrans("013457@$!|", "oieastasii")
+_LEET_WORD = re.compile(r"(?<![\w@$!|])[\w@$!|]*[a-z][\w@$!|]*")
+_HAS_LEET = re.compile(r"[a-z][0-9@$!|]|[0-9@$!|][a-z]")
+# Single letters separated by one separator: "k i l l", "k.i.l.l", "k-i-l-l", "k*i*l*l" (three letters or more).
+_SPACED = re.compile(r"(?<![a-z])[a-z](?:[ .\-_*][a-z]){2,}(?![a-z])")
+_SEPARATORS = str.maketrans("", "", " .-_*")
+# Letters that English rarely doubles are folded to one ("kiill"); any letter run of three or more to two.
+_LONG_RUN = re.compile(r"([a-z])\1{2,}")
+_RARE_DOUBLE = re.compile(r"([aiuyhjkqvwx])\1")
+_SPACES = re.compile(r"\s+")
+_LEET_WORD_ANY = re.compile(r"[\w@$!|]+")
+_NUMBER_WITH_UNIT = re.compile(r"\d+[a-z]{1,3}")
+
+
+def normalize(text: str) -> str:
+    """The form of `text` the model sees: NFKC, case-folded, invisible characters removed, evasions folded."""
+    text = unicodedata.normalize("NFKC", text).casefold().translate(_CLEAN)
+    if not text.isascii():
+        text = _strip_accents(text)  # "kíll"
+    return _fold_evasions(_SPACES.sub(" ", text).strip())
+
+
+def _fold_evasions(text: str) -> str:
+    if not text.isascii():
+        text = _LEET_WORD_ANY.sub(_map_homoglyphs, text)
+    if _HAS_LEET.search(text):
+        text = _LEET_WORD.sub(_unleet, text)
+    text = _fold_runs(text)
+    # Joining "k i l l" can make new runs or leet words ("a.a.a" -> "aaa"); fold the shorter text again.
+    joined = _SPACED.sub(_join_letters, text)
+    return text if joined == text else _fold_evasions(joined)
+
+
+def _fold_runs(text: str) -> str:
+    return _RARE_DOUBLE.sub(r"\1", _LONG_RUN.sub(r"\1\1", text))
+
+
+def _strip_accents(text: str) -> str:
+    decomposed = unicodedata.normalize("NFD", text)
+    return unicodedata.normalize("NFC", "".join(c for c in decomposed if not unicodedata.combining(c)))
+
+
+def _map_homoglyphs(m: re.Match[str]) -> str:
+    # Only inside words that also hold Latin letters ("kіll"), so Cyrillic or Greek text itself stays as it is.
+    word = m.group()
+    if word.isascii() or not any("a" <= c <= "z" or c in "0123456789@$!|" for c in word):
+        return word
+    return word.translate(_HOMOGLYPHS)
+
+
+def _unleet(m: re.Match[str]) -> str:
+    word = m.group()
+    # Keep trailing punctuation ("kill!") and pure numbers with units ("5am") as they are.
+    core = word.rstrip("!|")
+    if _NUMBER_WITH_UNIT.fullmatch(core) or (sum(c.isalpha() for c in core) < 2 and core[:1] not in "@$"):
+        return word
+    return core.translate(_LEET) + word[len(core) :]
+
+
+def _join_letters(m: re.Match[str]) -> str:
+    return m.group().translate(_SEPARATORS)
+
+
+def normalize_many(texts: Iterable[str]) -> list[str]:
+    """`normalize` over many texts; a top-level function so a fitted pipeline can be pickled."""
+    if isinstance(texts, str):
+        raise TypeError("expected an iterable of texts, got a single string")
+    return [normalize(t) for t in texts]

@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from moderation.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args: str, input: str | None = None):
+    return runner.invoke(app, list(args), input=input, catch_exceptions=False)
+
+
+@pytest.fixture
+def doc(tmp_path: Path) -> Path:
+    path = tmp_path / "doc.txt"
+    path.write_text("I will kill you tonight. See you at the meeting tomorrow.\n\nKill the process and restart it.\n")
+    return path
+
+
+def test_score_jsonl_every_sentence_and_exit_1_when_flagged(models_dir: Path, doc: Path) -> None:
+    result = invoke("score", str(doc), "--model", str(models_dir), "--format", "jsonl")
+    assert result.exit_code == 1, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["index"] for r in records] == [0, 1, 2]
+    text = doc.read_text()
+    assert all(text[r["start"] : r["end"]] == r["text"] for r in records)
+    assert "threat" in records[0]["flagged"] and records[2]["line"] == 3
+
+
+def test_exit_0_when_nothing_is_flagged(models_dir: Path, tmp_path: Path) -> None:
+    path = tmp_path / "calm.txt"
+    path.write_text("See you at the meeting tomorrow.")
+    result = invoke("score", str(path), "--model", str(models_dir), "--threshold", "1.0")
+    assert result.exit_code == 0
+    assert "No sentence flagged (1 sentences in 1 document(s))." in result.stdout
+
+
+def test_only_flagged_and_threshold_override(models_dir: Path, doc: Path) -> None:
+    everything = invoke("score", str(doc), "--model", str(models_dir), "-f", "jsonl", "--threshold", "0")
+    assert everything.exit_code == 1 and len(everything.stdout.splitlines()) == 3
+    nothing = invoke("score", str(doc), "--model", str(models_dir), "-f", "jsonl", "--threshold", "1", "--only-flagged")
+    assert nothing.exit_code == 0 and nothing.stdout == ""
+
+
+def test_jsonl_posts_from_stdin_keep_their_ids(models_dir: Path) -> None:
+    posts = '{"id": 7, "body": "I will kill you tonight."}\n{"id": "x", "body": "Nice weather. Truly."}\n'
+    result = invoke(
+        "score",
+        "-",
+        "--input-format",
+        "jsonl",
+        "--text-field",
+        "body",
+        "--model",
+        str(models_dir),
+        "-f",
+        "jsonl",
+        input=posts,
+    )
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(r["source"], r["doc_id"], r["index"]) for r in records] == [("-", "7", 0), ("-", "x", 0), ("-", "x", 1)]
+
+
+def test_explain_flag_adds_terms_to_flagged_sentences(models_dir: Path, doc: Path) -> None:
+    result = invoke("score", str(doc), "--model", str(models_dir), "-f", "jsonl", "--explain", "--only-flagged")
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert records and all(set(r["terms"]) == set(r["flagged"]) for r in records)
+
+
+def test_explain_command(models_dir: Path) -> None:
+    result = invoke("explain", "I will kill you tonight", "--model", str(models_dir))
+    assert result.exit_code == 1
+    assert result.stdout.splitlines()[0].startswith("threat")
+    assert "kill" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["score", "missing.txt"], "missing.txt: no such file"),
+        (["score", "{tmp}"], "is a directory"),
+        (["score", "{doc}", "--policy", "{tmp}/none.toml"], "policy file not found"),
+        (["score", "{doc}", "--model", "{tmp}/nomodel"], "no such model"),
+        (["train", "--data", "{tmp}/none.jsonl", "--out", "{tmp}/m"], "data file not found"),
+    ],
+)
+def test_user_errors_give_one_line_on_stderr_and_exit_2(
+    args: list[str], message: str, tmp_path: Path, doc: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = invoke(*[a.format(tmp=tmp_path, doc=doc) for a in args])
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_usage_error_exits_2(doc: Path) -> None:
+    assert invoke("score", str(doc), "--format", "xml").exit_code == 2
+    assert invoke("score", str(doc), "--threshold", "2").exit_code == 2
+
+
+def test_policy_with_a_category_the_model_lacks(models_dir: Path, doc: Path, tmp_path: Path) -> None:
+    policy = tmp_path / "p.toml"
+    policy.write_text('[categories.spam]\ntitle = "Spam"\nrule = "No spam."\n')
+    result = invoke("score", str(doc), "--model", str(models_dir), "--policy", str(policy))
+    assert result.exit_code == 2 and "no category spam" in result.stderr
+
+
+def test_train_writes_a_version_and_promotes(small_data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "models"
+    result = invoke("train", "--data", str(small_data), "--out", str(out), "--promote", "--folds", "3")
+    assert result.exit_code == 0, result.output
+    assert (out / "CURRENT").read_text().strip() in {p.name for p in out.iterdir()}
+    assert "threat" in result.stdout and "wrote" in result.stdout
+
+
+@pytest.mark.parametrize("command", [[], ["score"], ["explain"], ["train"], ["models"]])
+def test_every_command_has_help(command: list[str]) -> None:
+    result = invoke(*command, "--help")
+    assert result.exit_code == 0 and len(result.stdout) > 200

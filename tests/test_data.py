@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from moderation.data import Example, fingerprint, load_labelled, write_labelled
+from moderation.errors import DataError
+
+CATS = ("threat", "incitement", "hate", "harassment")
+
+
+def test_jsonl_and_csv_merge_with_duplicates_and_conflicts(tmp_path: Path) -> None:
+    a = tmp_path / "a.jsonl"
+    a.write_text(
+        '{"text": "one", "labels": ["threat"], "tag": "x"}\n\n{"text": "two", "labels": []}\n'
+        '{"text": "three", "labels": ["hate"]}\n'
+    )
+    b = tmp_path / "b.csv"
+    b.write_text('text,labels,tag\none,threat,x\ntwo,harassment;hate,\n"four, with comma",,news\n')
+    merged = load_labelled([a, b], CATS)
+    by_text = {e.text: e for e in merged.examples}
+    assert set(by_text) == {"one", "two", "three", "four, with comma"}
+    assert merged.duplicates == 1
+    assert len(merged.conflicts) == 1
+    assert merged.conflicts[0].kept == f"{b}:3" and merged.conflicts[0].dropped == f"{a}:3"
+    assert by_text["two"].labels == {"hate", "harassment"}  # the later source wins
+    assert by_text["four, with comma"].tag == "news"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"text": "ok", "labels": []}\n{"text": "x", "labels": ["spam"]}\n', ":2: unknown category spam"),
+        ('{"text": "", "labels": []}\n', ":1: missing or empty 'text'"),
+        ('{"labels": []}\n', ":1: missing or empty 'text'"),
+        ('{"text": "x", "labels": "threat"}\n', ":1: 'labels' must be a list"),
+        ("not json\n", ":1: invalid JSON"),
+        ("[1, 2]\n", ":1: expected a JSON object"),
+    ],
+)
+def test_bad_rows_are_reported_with_path_and_line(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text(content)
+    with pytest.raises(DataError) as err:
+        load_labelled([path], CATS)
+    assert str(err.value).startswith(str(path)) and message in str(err.value)
+
+
+def test_unknown_suffix_and_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="unknown data format"):
+        load_labelled([tmp_path / "x.txt"], CATS)
+    with pytest.raises(DataError, match="not found"):
+        load_labelled([tmp_path / "x.jsonl"], CATS)
+
+
+def test_fingerprint_ignores_order_but_not_labels() -> None:
+    a = [Example("x", frozenset({"hate"})), Example("y", frozenset())]
+    assert fingerprint(a) == fingerprint(list(reversed(a)))
+    assert fingerprint(a) != fingerprint([Example("x", frozenset()), Example("y", frozenset())])
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_write_then_read_round_trips(tmp_path: Path, suffix: str) -> None:
+    rows = [Example('say "hi", then\nleave', frozenset({"threat", "hate"}), "t"), Example("plain", frozenset())]
+    path = tmp_path / f"out{suffix}"
+    assert write_labelled(rows, path) == 2
+    back = load_labelled([path], CATS).examples
+    assert [(e.text, e.labels, e.tag) for e in back] == [(e.text, e.labels, e.tag) for e in rows]
+    if suffix == ".jsonl":
+        assert all(json.loads(line)["labels"] == sorted(json.loads(line)["labels"]) for line in path.open())

@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from moderation.data import load_labelled
+from moderation.errors import ModelError
+from moderation.model import MODEL_FILE, choose_threshold, explain, load_model, save_model, train
+from moderation.policy import load_policy
+from moderation.registry import resolve
+
+
+def test_same_data_and_seed_give_the_same_card_and_predictions(small_data: Path) -> None:
+    policy = load_policy()
+    data = load_labelled([small_data], policy.ids)
+    (m1, _), (m2, _) = (train(data, policy, folds=3, seed=1) for _ in range(2))
+    assert m1.card["cv"] == m2.card["cv"] and m1.card["thresholds"] == m2.card["thresholds"]
+    assert m1.card["data"] == m2.card["data"]
+    texts = ["I will kill you tonight", "kill the process", "what a lovely day"]
+    assert np.array_equal(m1.predict_proba(texts), m2.predict_proba(texts))
+
+
+def test_card_records_what_made_the_model(models_dir: Path) -> None:
+    model = load_model(resolve(models_dir))
+    card = model.card
+    assert card["categories"] == ["threat", "incitement", "hate", "harassment"]
+    assert set(card["thresholds"]) == set(card["categories"])
+    assert len(card["data"]["sha256"]) == 64 and card["data"]["examples"] == 36
+    assert {"scikit-learn", "numpy", "python", "joblib"} <= set(card["libraries"])
+    assert set(card["cv"]["threat"]) >= {"precision", "recall", "f1", "roc_auc", "pr_auc", "brier", "threshold"}
+
+
+def test_probabilities_have_one_column_per_category(models_dir: Path) -> None:
+    model = load_model(resolve(models_dir))
+    p = model.predict_proba(["I will kill you tonight", "see you at the meeting tomorrow"])
+    assert p.shape == (2, 4) and ((p >= 0) & (p <= 1)).all()
+    assert p[0, 0] > p[1, 0]
+    with pytest.raises(TypeError):
+        model.predict_proba("a bare string")
+
+
+def _copy_version(models_dir: Path, tmp_path: Path) -> Path:
+    src = resolve(models_dir)
+    dst = tmp_path / src.name
+    dst.mkdir()
+    for f in src.iterdir():
+        (dst / f.name).write_bytes(f.read_bytes())
+    return dst
+
+
+def test_tampered_model_file_is_refused(models_dir: Path, tmp_path: Path) -> None:
+    version = _copy_version(models_dir, tmp_path)
+    blob = bytearray((version / MODEL_FILE).read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    (version / MODEL_FILE).write_bytes(bytes(blob))
+    with pytest.raises(ModelError, match="does not match its card"):
+        load_model(version)
+
+
+def test_truncated_model_file_is_refused(models_dir: Path, tmp_path: Path) -> None:
+    version = _copy_version(models_dir, tmp_path)
+    data = (version / MODEL_FILE).read_bytes()
+    (version / MODEL_FILE).write_bytes(data[: len(data) // 3])
+    with pytest.raises(ModelError, match="refusing to load"):
+        load_model(version)
+
+
+def test_version_mismatch_warns(models_dir: Path, tmp_path: Path) -> None:
+    version = _copy_version(models_dir, tmp_path)
+    card = json.loads((version / "card.json").read_text())
+    card["libraries"]["scikit-learn"] = "0.0.1"
+    (version / "card.json").write_text(json.dumps(card))
+    warnings: list[str] = []
+    load_model(version, warn=warnings.append)
+    assert len(warnings) == 1 and "0.0.1" in warnings[0]
+
+
+def test_save_never_overwrites(models_dir: Path, tmp_path: Path) -> None:
+    model = load_model(resolve(models_dir))
+    save_model(model, tmp_path / "v1")
+    with pytest.raises(ModelError, match="never overwritten"):
+        save_model(model, tmp_path / "v1")
+
+
+def test_choose_threshold_best_f1_and_target_precision() -> None:
+    y = np.array([0, 0, 1, 0, 1, 1])
+    p = np.array([0.1, 0.2, 0.3, 0.4, 0.8, 0.9])
+    # Flagging >= 0.3 gives 3 TP, 1 FP (F1 0.857); >= 0.8 gives 2 TP, 0 FP (F1 0.8).
+    assert choose_threshold(y, p) == 0.3
+    assert choose_threshold(y, p, target_precision=1.0) == 0.8
+
+
+def test_explain_names_words_of_the_sentence(models_dir: Path) -> None:
+    model = load_model(resolve(models_dir))
+    terms = explain(model, "I will k1ll you tonight", top=3)
+    assert set(terms) == set(model.categories)
+    words = {t for t, _ in terms["threat"]}
+    assert words and words <= {"i", "will", "kill", "you", "tonight", "i will", "will kill", "kill you", "you tonight"}
+    weights = [abs(w) for _, w in terms["threat"]]
+    assert weights == sorted(weights, reverse=True)

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from moderation.errors import ModelError
+from moderation.model import load_model
+from moderation.registry import CURRENT, add_version, current_name, list_versions, resolve, rollback, set_current
+
+
+def test_promote_and_rollback(models_dir: Path, tmp_path: Path) -> None:
+    model = load_model(resolve(models_dir))
+    a = add_version(tmp_path, model, "a")
+    b = add_version(tmp_path, model, "b")
+    set_current(tmp_path, a.version)
+    set_current(tmp_path, b.version)
+    assert current_name(tmp_path) == "b"
+    assert [v.name for v in list_versions(tmp_path) if v.current] == ["b"]
+    assert rollback(tmp_path) == "a"
+    assert current_name(tmp_path) == "a"
+    with pytest.raises(ModelError, match="no earlier version"):
+        rollback(tmp_path)
+
+
+def test_resolve_accepts_a_version_or_a_models_directory(models_dir: Path, tmp_path: Path) -> None:
+    version = resolve(models_dir)
+    assert resolve(version) == version
+    with pytest.raises(ModelError, match="no such model"):
+        resolve(tmp_path / "missing")
+    with pytest.raises(ModelError, match="neither a model version"):
+        resolve(tmp_path)
+
+
+def test_current_naming_a_missing_version_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / CURRENT).write_text("gone\n")
+    with pytest.raises(ModelError, match="not a model version"):
+        resolve(tmp_path)
+
+
+def test_killed_while_switching_leaves_a_loadable_current(models_dir: Path, tmp_path: Path) -> None:
+    """A process killed at any point while adding and promoting versions leaves CURRENT naming a whole version."""
+    model = load_model(resolve(models_dir))
+    first = add_version(tmp_path, model, "first")
+    set_current(tmp_path, first.version)
+    script = textwrap.dedent(f"""
+        import os, signal
+        from pathlib import Path
+        from moderation.model import load_model
+        from moderation.registry import add_version, set_current, resolve
+        model = load_model(resolve(Path({str(models_dir)!r})))
+        d = Path({str(tmp_path)!r})
+        for i in range(1000):
+            v = add_version(d, model, f"v{{i}}")
+            set_current(d, v.version)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script])
+    # Let it get some versions written, then kill it mid-flight without warning.
+    deadline = 200
+    while deadline and len(list(tmp_path.glob("v*"))) < 3:
+        subprocess.run([sys.executable, "-c", "import time; time.sleep(0.05)"], check=True)
+        deadline -= 1
+    proc.kill()
+    proc.wait()
+    current = resolve(tmp_path)
+    assert load_model(current).categories == model.categories

@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import string
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from moderation.text import MAX_SENTENCE_CHARS, iter_sentences, normalize, normalize_many, split_sentences
+
+
+def texts(doc: str) -> list[str]:
+    return [s.text for s in split_sentences(doc)]
+
+
+@pytest.mark.parametrize(
+    ("doc", "expected"),
+    [
+        ("Dr. Smith arrived. He sat down.", ["Dr. Smith arrived.", "He sat down."]),
+        (
+            "The U.S. army said so, e.g. in a memo. Then it left.",
+            ["The U.S. army said so, e.g. in a memo.", "Then it left."],
+        ),
+        ("Pi is 3.14 today. Yes.", ["Pi is 3.14 today.", "Yes."]),
+        (
+            "See https://example.com/a.b?x=1 now. Mail bob.smith@mail.org later.",
+            ["See https://example.com/a.b?x=1 now.", "Mail bob.smith@mail.org later."],
+        ),
+        ("wait... what happened. I'm done... See you.", ["wait... what happened.", "I'm done...", "See you."]),
+        ("Really?! Yes!! No.", ["Really?!", "Yes!!", "No."]),
+        ('He said "stop." Then he left.', ['He said "stop."', "Then he left."]),
+        ("first line no punctuation\n\nsecond paragraph", ["first line no punctuation", "second paragraph"]),
+        ("intro\n- one item\n- two item\n* three", ["intro", "- one item", "- two item", "* three"]),
+        ("1. first\n2. second", ["1. first", "2. second"]),
+        ("J. Smith came. Then left.", ["J. Smith came.", "Then left."]),
+        ("", []),
+        ("   \n\n  ", []),
+    ],
+)
+def test_split_cases(doc: str, expected: list[str]) -> None:
+    assert texts(doc) == expected
+
+
+def test_crlf_lines_and_columns() -> None:
+    doc = "One.\r\nTwo is here.\r\n\r\n  Three.\rFour."
+    got = [(s.text, s.line, s.col) for s in split_sentences(doc)]
+    assert got == [("One.", 1, 1), ("Two is here.", 2, 1), ("Three.", 4, 3), ("Four.", 5, 1)]
+
+
+def test_long_run_is_cut_on_white_space() -> None:
+    doc = " ".join(["word"] * 1000)
+    parts = split_sentences(doc)
+    assert len(parts) > 1
+    assert all(len(s.text) <= MAX_SENTENCE_CHARS for s in parts)
+    assert all(not s.text.startswith(" ") and not s.text.endswith(" ") for s in parts)
+    assert " ".join(s.text for s in parts) == doc
+
+
+def test_long_run_without_white_space_is_cut_hard() -> None:
+    doc = "x" * (3 * MAX_SENTENCE_CHARS + 5)
+    parts = split_sentences(doc)
+    assert [len(s.text) for s in parts] == [*[MAX_SENTENCE_CHARS] * 3, 5]
+
+
+_alphabet = st.sampled_from([*string.ascii_letters[:6], *" .!?\n\r\t\"'…-*1", "\u200b", "é", "Dr.", "e.g.", "\r\n"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_alphabet, max_size=120).map("".join))
+def test_offsets_are_exact_ordered_and_cover_all_text(doc: str) -> None:
+    sentences = split_sentences(doc)
+    previous_end = 0
+    covered = []
+    for s in sentences:
+        assert doc[s.start : s.end] == s.text
+        assert s.text == s.text.strip() and s.text
+        assert s.start >= previous_end
+        line_start = max(doc.rfind("\n", 0, s.start), doc.rfind("\r", 0, s.start)) + 1
+        assert s.col == s.start - line_start + 1
+        previous_end = s.end
+        covered.append(s.text)
+    assert "".join("".join(covered).split()) == "".join(doc.split())
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_alphabet, max_size=120).map("".join), st.integers(1, 9))
+def test_streamed_chunks_give_the_same_sentences(doc: str, size: int) -> None:
+    chunks = [doc[i : i + size] for i in range(0, len(doc), size)]
+    assert list(iter_sentences(chunks)) == split_sentences(doc)
+
+
+@pytest.mark.parametrize(
+    "evasion", ["k1ll", "K I L L", "kiill", "kíll", "k.i.l.l", "KILL", "ｋｉｌｌ", "k\u200bill", "kіll"]
+)
+def test_evasions_reach_the_model_as_kill(evasion: str) -> None:
+    assert normalize(f"i will {evasion} you") == "i will kill you"
+
+
+def test_normalize_leaves_ordinary_numbers_alone() -> None:
+    assert normalize("Meet at 5am on the 4th, room 101.") == "meet at 5am on the 4th, room 101."
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=80))
+def test_normalize_is_idempotent_and_total(text: str) -> None:
+    once = normalize(text)
+    assert normalize(once) == once
+
+
+def test_normalize_many_refuses_a_bare_string() -> None:
+    with pytest.raises(TypeError):
+        normalize_many("kill")
