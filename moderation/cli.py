@@ -252,6 +252,73 @@ def train(
         typer.echo(f"wrote {saved.path}{' (current)' if promote else ''}")
 
 
+class ReportFormat(StrEnum):
+    table = "table"
+    json = "json"
+
+
+@app.command()
+def evaluate(
+    data: Annotated[
+        list[Path], typer.Option("--data", help="Labelled CSV or JSON Lines files to evaluate on; repeat to merge.")
+    ],
+    model_path: ModelOption = None,
+    against: Annotated[
+        Path | None,
+        typer.Option(
+            "--against", help="A second model (version or models directory) to compare side by side on the same data."
+        ),
+    ] = None,
+    fmt: Annotated[
+        ReportFormat, typer.Option("--format", "-f", help="table for a person, json for programs.")
+    ] = ReportFormat.table,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="Write precision-recall curves to this SVG file.", dir_okay=False)
+    ] = None,
+    worst: Annotated[
+        int, typer.Option("--worst", min=0, help="Worst false positives and negatives to list per category.")
+    ] = 5,
+    threshold: Annotated[
+        float | None,
+        typer.Option(
+            "--threshold",
+            min=0.0,
+            max=1.0,
+            help="One threshold for every category instead of the policy's and model's.",
+        ),
+    ] = None,
+    policy_path: PolicyOption = None,
+) -> None:
+    """Measure a model on labelled data: precision, recall, F1, ROC-AUC, PR-AUC, confusion counts per category at
+    its thresholds, false-positive rates by tag, and the worst mistakes.
+
+    Example: moderation evaluate --data data/test.jsonl --against models/20261125-120000-1a2b3c4d
+    """
+    from .data import load_labelled
+    from .evaluation import evaluate as run_evaluation
+    from .evaluation import pr_curves_svg
+    from .model import load_model
+    from .registry import resolve
+    from .report import evaluation_json, evaluation_table
+
+    with errors_to_exit():
+        policy, model = _load(policy_path, model_path)
+        labelled = load_labelled(data, policy.ids)
+        this = run_evaluation(model, labelled, model.thresholds(policy, threshold), worst)
+        other = None
+        if against is not None:
+            second = load_model(resolve(against), warn=warn)
+            other = run_evaluation(second, labelled, second.thresholds(policy, threshold), worst)
+        typer.echo(
+            evaluation_table(this, other) if fmt is ReportFormat.table else evaluation_json(this, other), nl=False
+        )
+        if plot is not None:
+            try:
+                plot.write_text(pr_curves_svg([e for e in (this, other) if e is not None]), encoding="utf-8")
+            except OSError as e:
+                raise fail(f"{plot}: cannot write plot: {e.strerror}") from None
+
+
 ModelsDirOption = Annotated[
     Path | None, typer.Option("--dir", help="Models directory (default: the one shipped with the package).")
 ]

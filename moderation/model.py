@@ -96,7 +96,17 @@ class Model:
             raise TypeError("predict_proba expects a sequence of texts, not a single string")
         if not texts:
             return np.zeros((0, len(self.categories)))
-        return self.pipeline.predict_proba(texts)
+        return positive_proba(self.pipeline, texts)
+
+
+def positive_proba(pipeline: Pipeline, texts: Sequence[str]) -> np.ndarray:
+    """One probability column per category, also for a single category (which scikit-learn treats as binary and
+    answers with two columns, [P(no), P(yes)])."""
+    proba = pipeline.predict_proba(texts)
+    classifier = pipeline.named_steps["classify"]
+    if classifier.label_binarizer_.y_type_ == "binary":
+        return proba[:, 1:]
+    return proba
 
 
 # --- training --------------------------------------------------------------------------------------------------------
@@ -142,7 +152,7 @@ def train(
     def fit_fold(i: int) -> tuple[int, np.ndarray]:
         train_idx, test_idx = splits[i]
         pipe = build_pipeline(c, seed).fit([texts[k] for k in train_idx], y[train_idx])
-        return i, pipe.predict_proba([texts[k] for k in test_idx])
+        return i, positive_proba(pipe, [texts[k] for k in test_idx])
 
     results = joblib.Parallel(n_jobs=n_jobs, return_as="generator")(joblib.delayed(fit_fold)(i) for i in range(folds))
     for done, (i, proba) in enumerate(results, 1):

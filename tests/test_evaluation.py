@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import average_precision_score, f1_score, precision_score, recall_score, roc_auc_score
+from typer.testing import CliRunner
+
+from moderation.cli import app
+from moderation.data import load_labelled
+from moderation.evaluation import evaluate, pr_curves_svg
+from moderation.model import load_model
+from moderation.policy import load_policy
+from moderation.registry import resolve
+
+from .conftest import write_jsonl
+
+HELD_OUT = [
+    ("I am going to hurt you badly tomorrow", ["threat"]),
+    ("you will regret this, I will find you", ["threat", "harassment"]),
+    ("everyone should attack the mayor's house", ["incitement"]),
+    ("refugees are filthy rats", ["hate"]),
+    ("you are a stupid worthless moron", ["harassment"]),
+    ("the process was killed by the scheduler", []),
+    ("we smashed it at the quiz last night", []),
+    ("the report says two people were attacked", []),
+    ("my laptop is garbage", []),
+    ("the new neighbours are from Syria and very kind", []),
+]
+
+
+def test_numbers_match_scikit_learn_computed_independently(models_dir: Path, tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "held.jsonl", HELD_OUT)
+    policy = load_policy()
+    model = load_model(resolve(models_dir))
+    thresholds = model.thresholds(policy)
+    data = load_labelled([path], policy.ids)
+    ev = evaluate(model, data, thresholds)
+    proba = model.predict_proba([t for t, _ in HELD_OUT])
+    for j, cat in enumerate(model.categories):
+        y = np.array([cat in labels for _, labels in HELD_OUT])
+        pred = proba[:, j] >= thresholds[cat]
+        report = ev.category(cat)
+        assert report.precision == precision_score(y, pred, zero_division=0)
+        assert report.recall == recall_score(y, pred, zero_division=0)
+        assert report.f1 == f1_score(y, pred, zero_division=0)
+        assert report.roc_auc == roc_auc_score(y, proba[:, j])
+        assert report.pr_auc == average_precision_score(y, proba[:, j])
+        assert (report.tp, report.fp, report.fn, report.tn) == (
+            int((y & pred).sum()),
+            int((~y & pred).sum()),
+            int((y & ~pred).sum()),
+            int((~y & ~pred).sum()),
+        )
+        assert all(m.score >= thresholds[cat] for m in report.false_positives)
+        assert all(m.score < thresholds[cat] for m in report.false_negatives)
+
+
+def test_slices_by_tag(models_dir: Path, tmp_path: Path) -> None:
+    path = tmp_path / "tagged.jsonl"
+    path.write_text(
+        "\n".join(
+            json.dumps({"text": t, "labels": [], "tag": tag})
+            for t, tag in [
+                ("kill the process", "software"),
+                ("kill -9 the worker", "software"),
+                ("I will kill you", "news"),
+            ]
+        )
+    )
+    policy = load_policy()
+    model = load_model(resolve(models_dir))
+    ev = evaluate(model, load_labelled([path], policy.ids), model.thresholds(policy, 0.0))
+    assert [(s.tag, s.sentences, s.false_positive_rate) for s in ev.slices] == [("news", 1, 1.0), ("software", 2, 1.0)]
+
+
+def test_evaluate_cli_json_against_and_plot(models_dir: Path, tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "held.jsonl", HELD_OUT)
+    plot = tmp_path / "pr.svg"
+    result = CliRunner().invoke(
+        app,
+        [
+            "evaluate",
+            "--data",
+            str(path),
+            "--model",
+            str(models_dir),
+            "--against",
+            str(models_dir),
+            "-f",
+            "json",
+            "--plot",
+            str(plot),
+        ],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert set(report["f1_change"]) == {"threat", "incitement", "hate", "harassment"}
+    assert all(v == 0 for v in report["f1_change"].values())  # the same model against itself
+    assert ET.parse(plot).getroot().tag.endswith("svg")
+
+
+def test_svg_escapes_names(models_dir: Path, tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "held.jsonl", HELD_OUT)
+    policy = load_policy()
+    model = load_model(resolve(models_dir))
+    ev = evaluate(model, load_labelled([path], policy.ids), model.thresholds(policy))
+    svg = pr_curves_svg([ev, ev])
+    ET.fromstring(svg)  # well-formed
+    assert svg.count("<polyline") == 8
