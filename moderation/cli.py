@@ -91,7 +91,7 @@ ModelOption = Annotated[
     typer.Option(
         "--model",
         help="A model version directory, or a models directory whose current version is used "
-        "(default: the model shipped with the package).",
+        "(default: $MODERATION_MODELS, else the model shipped with the package).",
     ),
 ]
 
@@ -99,10 +99,10 @@ ModelOption = Annotated[
 def _load(policy_path: Path | None, model_path: Path | None):
     from .model import load_model
     from .policy import load_policy
-    from .registry import bundled_models_dir, resolve
+    from .registry import default_models_dir, resolve
 
     policy = load_policy(policy_path)
-    model = load_model(resolve(model_path or bundled_models_dir()), warn=warn)
+    model = load_model(resolve(model_path or default_models_dir()), warn=warn)
     return policy, model
 
 
@@ -140,6 +140,20 @@ def score(
     text_field: Annotated[str, typer.Option("--text-field", help="JSON Lines: field with the text.")] = "text",
     id_field: Annotated[str, typer.Option("--id-field", help="JSON Lines: field with the post id.")] = "id",
     strict: Annotated[bool, typer.Option("--strict", help="Invalid UTF-8 is an error instead of a warning.")] = False,
+    queue: Annotated[bool, typer.Option("--queue", help="Add flagged sentences to the review queue (--db).")] = False,
+    queue_uncertain: Annotated[
+        float | None,
+        typer.Option(
+            "--queue-uncertain",
+            min=0.0,
+            max=1.0,
+            metavar="LOW",
+            help="With --queue, also queue sentences whose top score is at least LOW but below the threshold.",
+        ),
+    ] = None,
+    db: Annotated[Path, typer.Option("--db", help="Review database for --queue.", dir_okay=False)] = Path(
+        "moderation.db"
+    ),
     policy_path: PolicyOption = None,
     model_path: ModelOption = None,
 ) -> None:
@@ -151,8 +165,10 @@ def score(
     """
     from .inputs import ReadOptions, check_sources, read_documents
     from .output import make_writer
-    from .scoring import score_documents
+    from .scoring import score_documents, with_neighbours
 
+    if queue_uncertain is not None and not queue:
+        raise fail("--queue-uncertain needs --queue")
     with errors_to_exit():
         check_sources(paths)
         policy, model = _load(policy_path, model_path)
@@ -160,14 +176,55 @@ def score(
         options = ReadOptions(input_format.value, text_field, id_field, strict)
         writer = make_writer(fmt.value, sys.stdout, policy.ids)
         documents = read_documents(paths, options, warn=warn)
+        scores = score_documents(documents, model, thresholds, with_terms=explain_terms)
+        queue_to = _Enqueuer(db, model, thresholds, queue_uncertain) if queue else None
         try:
-            for s in score_documents(documents, model, thresholds, with_terms=explain_terms):
+            for before, s, after in with_neighbours(scores) if queue_to else ((None, s, None) for s in scores):
                 if s.flagged or not only_flagged or fmt is OutputFormat.table:
                     writer.write(s)
+                if queue_to:
+                    queue_to.add(before, s, after)
         finally:
             writer.close()
+            if queue_to:
+                added = queue_to.close()
+                typer.echo(f"queued {added} new sentence(s) for review in {db}", err=True)
         if writer.flags:
             raise typer.Exit(EXIT_FLAGGED)
+
+
+class _Enqueuer:
+    """Collects sentences for the review queue and writes them in batches, each batch one transaction."""
+
+    def __init__(self, db: Path, model, thresholds: dict[str, float], low: float | None) -> None:
+        from .model import explain as explain_text
+        from .review import ReviewStore
+
+        self.store = ReviewStore(db)
+        self.model, self.thresholds, self.low = model, thresholds, low
+        self.explain = lambda text: explain_text(model, text)
+        self.pending: list = []
+        self.added = 0
+
+    def add(self, before: str, s, after: str) -> None:
+        from .review import queue_item
+
+        item = queue_item(before, s, after, self.model.version, self.thresholds, self.low, self.explain)
+        if item is not None:
+            self.pending.append(item)
+            if len(self.pending) >= 256:
+                self.flush()
+
+    def flush(self) -> None:
+        self.added += self.store.enqueue(self.pending)
+        self.pending.clear()
+
+    def close(self) -> int:
+        try:
+            self.flush()
+        finally:
+            self.store.close()
+        return self.added
 
 
 @app.command()
@@ -320,14 +377,17 @@ def evaluate(
 
 
 ModelsDirOption = Annotated[
-    Path | None, typer.Option("--dir", help="Models directory (default: the one shipped with the package).")
+    Path | None,
+    typer.Option(
+        "--dir", help="Models directory (default: $MODERATION_MODELS, else the one shipped with the package)."
+    ),
 ]
 
 
 def _models_dir(path: Path | None) -> Path:
-    from .registry import bundled_models_dir
+    from .registry import default_models_dir
 
-    return path or bundled_models_dir()
+    return path or default_models_dir()
 
 
 @models_app.command("list")
@@ -394,6 +454,14 @@ def models_rollback(models_dir: ModelsDirOption = None) -> None:
 
     with errors_to_exit():
         typer.echo(f"current: {rollback(_models_dir(models_dir))}")
+
+
+# The reviewers' commands live in their own module; it imports the shared options above, so it comes last.
+from .review_cli import labels_app, retrain_command, review_app  # noqa: E402
+
+app.add_typer(review_app, name="review")
+app.add_typer(labels_app, name="labels")
+app.command("retrain")(retrain_command)
 
 
 def main() -> None:

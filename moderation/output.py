@@ -26,11 +26,18 @@ _UNSAFE = re.compile(
 )
 
 
+_LAYOUT = str.maketrans({"\n": " ", "\r": " ", "\t": " ", "\u2028": " ", "\u2029": " "})
+
+
 def printable(text: str) -> str:
-    """`text` safe for a terminal: control and invisible characters become `\\xNN` or `\\uNNNN` escapes."""
-    return _UNSAFE.sub(
-        lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}", text
-    )
+    """`text` safe for a terminal: line breaks and tabs become spaces; other control and invisible characters
+    become `\\xNN` or `\\uNNNN` escapes."""
+    return _UNSAFE.sub(_escape_char, text.translate(_LAYOUT))
+
+
+def _escape_char(m: re.Match[str]) -> str:
+    code = ord(m.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def record(s: SentenceScore) -> dict:

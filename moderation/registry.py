@@ -27,6 +27,15 @@ class Version:
     current: bool
 
 
+MODELS_ENV = "MODERATION_MODELS"
+
+
+def default_models_dir() -> Path:
+    """$MODERATION_MODELS when set (a team's own models directory), else the models shipped with the package."""
+    configured = os.environ.get(MODELS_ENV)
+    return Path(configured) if configured else bundled_models_dir()
+
+
 def bundled_models_dir() -> Path:
     """The models directory shipped with the package (or `models/` of a source checkout)."""
     packaged = resources.files("moderation").joinpath("models")

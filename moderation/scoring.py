@@ -66,3 +66,17 @@ def score_documents(
 def score_text(text: str, model: Model, thresholds: dict[str, float], source: str = "<text>") -> list[SentenceScore]:
     """Score one document held in memory."""
     return list(score_documents([Document(source, None, iter((text,)))], model, thresholds))
+
+
+def with_neighbours(scores: Iterable[SentenceScore]) -> Iterator[tuple[str, SentenceScore, str]]:
+    """Each sentence with the text of the sentences before and after it in the same document ("" at the edges)."""
+    prev: SentenceScore | None = None
+    before = ""
+    for s in scores:
+        if prev is not None:
+            same = (prev.source, prev.doc_id) == (s.source, s.doc_id) and s.index == prev.index + 1
+            yield before, prev, s.text if same else ""
+            before = prev.text if same else ""
+        prev = s
+    if prev is not None:
+        yield before, prev, ""

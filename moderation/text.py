@@ -29,9 +29,13 @@ class Sentence:
 
 # --- segmentation -------------------------------------------------------------------------------------------------
 
-_BREAK = r"(?:\r\n|\r|\n)"
-# A paragraph ends at a blank line, or before a line that starts a bullet, a numbered item or a Markdown heading.
-_HARD_BREAK = re.compile(_BREAK + r"[ \t]*(?:" + _BREAK + r"|(?=(?:[-*+•‣◦▪]|\d{1,3}[.)]|#{1,6})[ \t]))")
+_BREAK = r"(?:\r\n|\r(?!\n)|\n)"  # "\r\n" is one line break, never two
+# A paragraph ends at a blank line, or before a line that starts a bullet, a numbered item or a Markdown heading;
+# a heading line is a paragraph of its own.
+_HARD_BREAK = re.compile(
+    r"(?P<heading>(?<![^\r\n])[ \t]*#{1,6}[ \t][^\r\n]*)"
+    r"|" + _BREAK + r"[ \t]*(?:" + _BREAK + r"|(?=(?:[-*+•‣◦▪]|\d{1,3}[.)])[ \t]))"
+)
 # Terminal punctuation, then closing quotes or brackets, then white space or the end of the text.
 _TERMINATOR = re.compile(r"[.!?…。！？]+[\"'”’»)\]]*(?=\s|$)")
 _NEXT_VISIBLE = re.compile(r"\s*(\S?)")
@@ -160,6 +164,8 @@ def _paragraphs(text: str, begin: int, end: int) -> Iterator[tuple[int, int]]:
     start = begin
     for m in _HARD_BREAK.finditer(text, begin, end):
         yield start, m.start()
+        if m.group("heading"):
+            yield m.start(), m.end()
         start = m.end()
     yield start, end
 
@@ -268,6 +274,7 @@ _SEPARATORS = str.maketrans("", "", " .-_*")
 _LONG_RUN = re.compile(r"([a-z])\1{2,}")
 _RARE_DOUBLE = re.compile(r"([aiuyhjkqvwx])\1")
 _SPACES = re.compile(r"\s+")
+_LIST_MARKERS = re.compile(r"^(?:(?:[-*+•‣◦▪>]|\d{1,3}[.)]|#{1,6})(?: |$))+")
 _LEET_WORD_ANY = re.compile(r"[\w@$!|]+")
 _NUMBER_WITH_UNIT = re.compile(r"\d+[a-z]{1,3}")
 
@@ -277,7 +284,8 @@ def normalize(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).casefold().translate(_CLEAN)
     if not text.isascii():
         text = _strip_accents(text)  # "kíll"
-    return _fold_evasions(_SPACES.sub(" ", text).strip())
+    text = _LIST_MARKERS.sub("", _SPACES.sub(" ", text).strip())  # "- item": layout, not content
+    return _fold_evasions(text)
 
 
 def _fold_evasions(text: str) -> str:

@@ -61,6 +61,12 @@ def write_jsonl(path: Path, rows: list[tuple[str, list[str]]]) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def _no_user_models_dir(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A user's $MODERATION_MODELS must not change what the tests load."""
+    monkeypatch.delenv("MODERATION_MODELS", raising=False)
+
+
 @pytest.fixture(scope="session")
 def small_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_jsonl(tmp_path_factory.mktemp("data") / "small.jsonl", SMALL_SET)

@@ -59,4 +59,5 @@ def test_table_cannot_be_driven_by_markup_or_escape_sequences() -> None:
 
 def test_printable_keeps_ordinary_unicode() -> None:
     assert printable("café 🚀 שלום") == "café 🚀 שלום"
-    assert printable("a\tb\nc") == "a\\x09b\\x0ac"
+    assert printable("a\tb\r\nc") == "a b  c"
+    assert printable("a\x00b\x7fc\x9b") == "a\\x00b\\x7fc\\x9b"

@@ -32,6 +32,8 @@ def texts(doc: str) -> list[str]:
         ("first line no punctuation\n\nsecond paragraph", ["first line no punctuation", "second paragraph"]),
         ("intro\n- one item\n- two item\n* three", ["intro", "- one item", "- two item", "* three"]),
         ("1. first\n2. second", ["1. first", "2. second"]),
+        ("# Title\nbody text", ["# Title", "body text"]),
+        ("one\r\ntwo", ["one\r\ntwo"]),
         ("J. Smith came. Then left.", ["J. Smith came.", "Then left."]),
         ("", []),
         ("   \n\n  ", []),
@@ -94,6 +96,11 @@ def test_streamed_chunks_give_the_same_sentences(doc: str, size: int) -> None:
 )
 def test_evasions_reach_the_model_as_kill(evasion: str) -> None:
     assert normalize(f"i will {evasion} you") == "i will kill you"
+
+
+def test_list_markers_are_layout_for_the_model() -> None:
+    assert normalize("- 1. > someone should do it") == "someone should do it"
+    assert normalize("-5 degrees") == "-5 degrees"
 
 
 def test_normalize_leaves_ordinary_numbers_alone() -> None:

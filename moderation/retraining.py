@@ -1,0 +1,106 @@
+"""Retraining on reviewers' decisions: train a candidate, compare it with the current model on the same held-out
+data, and promote it only when no category gets worse by more than a margin."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .data import Example, LabelledSet, load_labelled
+from .errors import ModelError
+from .evaluation import Evaluation, evaluate
+from .model import Model, load_model, train
+from .policy import Policy
+from .registry import CURRENT, add_version, bundled_models_dir, resolve, set_current
+
+
+@dataclass(frozen=True, slots=True)
+class RetrainResult:
+    candidate: Model
+    current: Model
+    candidate_eval: Evaluation
+    current_eval: Evaluation
+    held_out: int
+    reviewed_train: int
+    reviewed_held_out: int
+    promoted: bool
+    reasons: tuple[str, ...]  # why the gate refused (empty when it passed)
+
+
+def split_reviewed(examples: Sequence[Example], share: float) -> tuple[list[Example], list[Example]]:
+    """Reviewed sentences for training and for the held-out set, split by a hash of the text: stable across runs,
+    so a sentence held out once is never trained on later."""
+    train_part, held_part = [], []
+    for e in examples:
+        h = int.from_bytes(hashlib.sha256(e.text.encode()).digest()[:4], "big") / 2**32
+        (held_part if h < share else train_part).append(e)
+    return train_part, held_part
+
+
+def gate(current: Evaluation, candidate: Evaluation, margin: float) -> list[str]:
+    """Reasons to refuse the candidate: each category whose F1 falls by more than `margin`."""
+    reasons = []
+    for c in current.categories:
+        new = candidate.category(c.category).f1
+        if new < c.f1 - margin:
+            reasons.append(f"{c.category} F1 falls from {c.f1:.3f} to {new:.3f} (more than the margin {margin:.3f})")
+    return reasons
+
+
+def retrain(
+    models_dir: Path,
+    data_paths: Sequence[Path],
+    test_paths: Sequence[Path],
+    reviewed: Sequence[Example],
+    policy: Policy,
+    *,
+    margin: float = 0.02,
+    held_out_share: float = 0.2,
+    force: bool = False,
+    seed: int = 0,
+    n_jobs: int = 1,
+    progress: Callable[[str], None] | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> RetrainResult:
+    """Train on `data_paths` plus reviewed sentences, compare with the current model, promote if not worse."""
+    say = progress or (lambda _: None)
+    base = load_labelled(data_paths, policy.ids)
+    reviewed_train, reviewed_held = split_reviewed(reviewed, held_out_share)
+    # Reviewers' decisions come last, so they win over data/ for the same text.
+    merged = {e.text: e for e in base.examples}
+    merged.update({e.text: e for e in reviewed_train})
+    tests = load_labelled(test_paths, policy.ids).examples if test_paths else ()
+    held = {e.text: e for e in tests}
+    held.update({e.text: e for e in reviewed_held})
+    for text in held:
+        merged.pop(text, None)  # never evaluate on what was trained on
+    training = LabelledSet(tuple(merged.values()))
+    if not held:
+        raise ModelError("no held-out data to compare the models on: pass --test or review more sentences")
+    held_out = LabelledSet(tuple(held.values()))
+
+    current_dir = resolve(models_dir) if (models_dir / CURRENT).is_file() else resolve(bundled_models_dir())
+    current = load_model(current_dir, warn=warn)
+    say(f"training the candidate on {len(training.examples)} sentences ({len(reviewed_train)} reviewed)")
+    candidate, _ = train(training, policy, seed=seed, n_jobs=n_jobs, progress=say)
+    say(f"evaluating both models on {len(held_out.examples)} held-out sentences")
+    current_eval = evaluate(current, held_out, current.thresholds(policy))
+    candidate_eval = evaluate(candidate, held_out, candidate.thresholds(policy))
+    reasons = gate(current_eval, candidate_eval, margin)
+    saved = add_version(models_dir, candidate)
+    promoted = force or not reasons
+    if promoted:
+        set_current(models_dir, saved.version)
+    return RetrainResult(
+        candidate=saved,
+        current=current,
+        candidate_eval=candidate_eval,
+        current_eval=current_eval,
+        held_out=len(held_out.examples),
+        reviewed_train=len(reviewed_train),
+        reviewed_held_out=len(reviewed_held),
+        promoted=promoted,
+        reasons=tuple(reasons),
+    )

@@ -1,0 +1,509 @@
+"""The review queue: flagged sentences waiting for a person, and every decision made on them, in SQLite.
+
+Decisions are only ever appended. An undo is a decision of its own that supersedes the one before; an item's
+current state (`items.status`, `items.labels`) is updated in the same transaction as the decision that changes
+it, so a crash leaves either both or neither. Reviewers claim an item with a lease before it is shown, so two
+people working at once never get the same item; a decision on an item someone else decided meanwhile is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import statistics
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from .data import Example
+from .errors import ModerationError
+from .scoring import SentenceScore
+
+SCHEMA_VERSION = 1
+LEASE_SECONDS = 600
+BUSY_TIMEOUT_MS = 5000
+ORDERS = ("uncertainty", "score", "oldest")
+REASONS = ("flagged", "uncertain", "audit")
+
+
+class ReviewError(ModerationError):
+    """The review database cannot be opened, is locked, or a decision conflicts with another reviewer's."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueueItem:
+    """A sentence to review, with where it came from and what the model said."""
+
+    source: str
+    doc_id: str | None
+    index: int
+    start: int
+    end: int
+    line: int
+    col: int
+    text: str
+    before: str
+    after: str
+    model_version: str
+    scores: dict[str, float]
+    thresholds: dict[str, float]
+    flagged: tuple[str, ...]
+    terms: dict[str, list[tuple[str, float]]]
+    reason: str = "flagged"
+
+
+@dataclass(frozen=True, slots=True)
+class Item(QueueItem):
+    id: int = 0
+    enqueued_at: str = ""
+    status: str = "pending"
+    labels: tuple[str, ...] | None = None  # the current decision's categories, None while pending
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    id: int
+    item_id: int
+    reviewer: str
+    decided_at: str
+    verdict: str  # confirm | reject | relabel | undo
+    labels: tuple[str, ...]
+    model_version: str
+    supersedes: int | None
+
+
+def queue_item(
+    before: str,
+    s: SentenceScore,
+    after: str,
+    model_version: str,
+    thresholds: dict[str, float],
+    low: float | None,
+    explain: Callable[[str], dict[str, list[tuple[str, float]]]],
+) -> QueueItem | None:
+    """The queue entry for a scored sentence: flagged ones, and with `low` those whose top score is at least `low`."""
+    if s.flagged:
+        reason, cats = "flagged", s.flagged
+    elif low is not None and s.scores and max(s.scores.values()) >= low:
+        reason, cats = "uncertain", (max(s.scores, key=s.scores.__getitem__),)
+    else:
+        return None
+    terms = s.terms if s.terms is not None else explain(s.text)
+    return QueueItem(
+        s.source, s.doc_id, s.index, s.start, s.end, s.line, s.col, s.text, before, after, model_version,
+        dict(s.scores), dict(thresholds), tuple(s.flagged), {c: list(terms.get(c, [])) for c in cats}, reason,
+    )  # fmt: skip
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# Each migration is a numbered step recorded in the database when applied, so an old queue opens with a new version.
+def _m1_initial(db: sqlite3.Connection) -> None:
+    _execute_all(
+        db,
+        """
+        CREATE TABLE items (
+            id INTEGER PRIMARY KEY,
+            key TEXT NOT NULL UNIQUE,           -- source, doc id, offsets and text: the same sentence once
+            source TEXT NOT NULL,
+            doc_id TEXT,
+            sentence_index INTEGER NOT NULL,
+            start INTEGER NOT NULL,
+            end INTEGER NOT NULL,
+            line INTEGER NOT NULL,
+            col INTEGER NOT NULL,
+            text TEXT NOT NULL,
+            before TEXT NOT NULL,
+            after TEXT NOT NULL,
+            model_version TEXT NOT NULL,
+            scores TEXT NOT NULL,               -- JSON: category -> probability
+            thresholds TEXT NOT NULL,           -- JSON: category -> threshold used
+            flagged TEXT NOT NULL,              -- JSON list
+            terms TEXT NOT NULL,                -- JSON: category -> [[term, weight], ...]
+            reason TEXT NOT NULL,               -- flagged | uncertain | audit
+            top_score REAL NOT NULL,
+            margin REAL NOT NULL,               -- smallest |score - threshold|: how unsure the model was
+            enqueued_at TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending',  -- pending | decided (cache of the decisions below)
+            labels TEXT,                        -- JSON list of the current decision, NULL while pending
+            claimed_by TEXT,
+            claim_expires REAL
+        );
+        CREATE INDEX items_pending ON items(status, margin);
+        CREATE TABLE decisions (
+            id INTEGER PRIMARY KEY,
+            item_id INTEGER NOT NULL REFERENCES items(id),
+            reviewer TEXT NOT NULL,
+            decided_at TEXT NOT NULL,
+            verdict TEXT NOT NULL CHECK (verdict IN ('confirm', 'reject', 'relabel', 'undo')),
+            labels TEXT NOT NULL,
+            model_version TEXT NOT NULL,
+            supersedes INTEGER REFERENCES decisions(id)
+        );
+        CREATE INDEX decisions_item ON decisions(item_id);
+        CREATE TABLE notes (
+            id INTEGER PRIMARY KEY,
+            item_id INTEGER NOT NULL REFERENCES items(id),
+            reviewer TEXT NOT NULL,
+            written_at TEXT NOT NULL,
+            note TEXT NOT NULL
+        );
+        """,
+    )
+
+
+def _execute_all(db: sqlite3.Connection, script: str) -> None:
+    # Not executescript(): it commits first, which would split a migration from the record that it was applied.
+    for statement in script.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [("initial", _m1_initial)]
+
+
+class ReviewStore:
+    """A review queue in one SQLite file (WAL mode, so readers never block the reviewer who is writing)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.db = _connect(path)
+        self._migrate()
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> ReviewStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- schema ------------------------------------------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        with self._write():
+            self.db.execute(
+                "CREATE TABLE IF NOT EXISTS migrations (id INTEGER PRIMARY KEY, name TEXT, applied_at TEXT)"
+            )
+            applied = {row[0] for row in self.db.execute("SELECT id FROM migrations")}
+            newest = max(applied, default=0)
+            if newest > len(MIGRATIONS):
+                raise ReviewError(
+                    f"{self.path}: review database has schema version {newest}, newer than this moderation "
+                    f"({len(MIGRATIONS)}); upgrade moderation to open it"
+                )
+            for number, (name, step) in enumerate(MIGRATIONS, 1):
+                if number not in applied:
+                    step(self.db)
+                    self.db.execute("INSERT INTO migrations VALUES (?, ?, ?)", (number, name, _now()))
+            self.db.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+
+    def _write(self) -> _Transaction:
+        return _Transaction(self.db, self.path)
+
+    # --- enqueue -----------------------------------------------------------------------------------------------------
+
+    def enqueue(self, items: Iterable[QueueItem]) -> int:
+        """Add items not already queued (the same source, document, offsets and text count once); returns how many."""
+        added = 0
+        with self._write():
+            for it in items:
+                margin = min((abs(it.scores[c] - t) for c, t in it.thresholds.items()), default=1.0)
+                cursor = self.db.execute(
+                    "INSERT OR IGNORE INTO items (key, source, doc_id, sentence_index, start, end, line, col, text, "
+                    "before, after, model_version, scores, thresholds, flagged, terms, reason, top_score, margin, "
+                    "enqueued_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        _item_key(it), it.source, it.doc_id, it.index, it.start, it.end, it.line, it.col, it.text,
+                        it.before, it.after, it.model_version, json.dumps(it.scores), json.dumps(it.thresholds),
+                        json.dumps(list(it.flagged)), json.dumps(it.terms), it.reason,
+                        max(it.scores.values(), default=0.0), margin, _now(),
+                    ),
+                )  # fmt: skip
+                added += cursor.rowcount
+        return added
+
+    # --- reviewing ---------------------------------------------------------------------------------------------------
+
+    def claim_next(
+        self,
+        reviewer: str,
+        order: str = "uncertainty",
+        category: str | None = None,
+        exclude: Iterable[int] = (),
+        lease: float = LEASE_SECONDS,
+    ) -> Item | None:
+        """Claim the next pending item for `reviewer` (one nobody else holds a live lease on), or None."""
+        if order not in ORDERS:
+            raise ReviewError(f"unknown order {order!r} (expected one of: {', '.join(ORDERS)})")
+        by = {"uncertainty": "margin ASC, id ASC", "score": "top_score DESC, id ASC", "oldest": "id ASC"}[order]
+        excluded = list(exclude)
+        where = ["status = 'pending'", "(claimed_by IS NULL OR claimed_by = ? OR claim_expires < ?)"]
+        args: list[object] = [reviewer, time.time()]
+        if category:
+            where.append("EXISTS (SELECT 1 FROM json_each(items.flagged) WHERE value = ?)")
+            args.append(category)
+        if excluded:
+            where.append(f"id NOT IN ({', '.join('?' * len(excluded))})")
+            args += excluded
+        with self._write():
+            row = self.db.execute(
+                f"SELECT * FROM items WHERE {' AND '.join(where)} ORDER BY {by} LIMIT 1", args
+            ).fetchone()
+            if row is None:
+                return None
+            self.db.execute(
+                "UPDATE items SET claimed_by = ?, claim_expires = ? WHERE id = ?",
+                (reviewer, time.time() + lease, row["id"]),
+            )
+        return _item(row)
+
+    def claim(self, item_id: int, reviewer: str, lease: float = LEASE_SECONDS) -> Item | None:
+        """Claim one pending item by id, unless someone else holds a live lease on it."""
+        with self._write():
+            cursor = self.db.execute(
+                "UPDATE items SET claimed_by = ?, claim_expires = ? WHERE id = ? AND status = 'pending' AND "
+                "(claimed_by IS NULL OR claimed_by = ? OR claim_expires < ?)",
+                (reviewer, time.time() + lease, item_id, reviewer, time.time()),
+            )
+        return self.get(item_id) if cursor.rowcount else None
+
+    def release(self, item_id: int, reviewer: str) -> None:
+        with self._write():
+            self.db.execute(
+                "UPDATE items SET claimed_by = NULL, claim_expires = NULL WHERE id = ? AND claimed_by = ?",
+                (item_id, reviewer),
+            )
+
+    def decide(self, item_id: int, reviewer: str, verdict: str, labels: Iterable[str] = ()) -> Decision:
+        """Record a decision (confirm, reject or relabel) on a pending item and commit it before returning."""
+        if verdict not in ("confirm", "reject", "relabel"):
+            raise ReviewError(f"unknown verdict {verdict!r}")
+        with self._write():
+            row = self._row(item_id)
+            if row["status"] != "pending":
+                last = self.db.execute(
+                    "SELECT reviewer FROM decisions WHERE item_id = ? ORDER BY id DESC LIMIT 1", (item_id,)
+                ).fetchone()
+                who = last["reviewer"] if last else "someone"
+                raise ReviewError(f"item {item_id} was already decided by {who}; it was not changed")
+            holder, expires = row["claimed_by"], row["claim_expires"]
+            if holder not in (None, reviewer) and expires is not None and expires >= time.time():
+                raise ReviewError(f"item {item_id} is being reviewed by {holder}; it was not changed")
+            # Confirming an item the model did not flag (queued as uncertain) confirms the categories it suggested.
+            suggested = json.loads(row["flagged"]) or sorted(json.loads(row["terms"]))
+            final = {"confirm": suggested, "reject": []}.get(verdict, sorted(set(labels)))
+            return self._append(row, reviewer, verdict, final, supersedes=None)
+
+    def undo_last(self, reviewer: str) -> Item | None:
+        """Supersede `reviewer`'s latest decision that is still in force; returns its item, pending again, or None."""
+        with self._write():
+            row = self.db.execute(
+                "SELECT d.* FROM decisions d WHERE d.reviewer = ? AND d.verdict != 'undo' AND NOT EXISTS "
+                "(SELECT 1 FROM decisions u WHERE u.supersedes = d.id) AND d.id = (SELECT MAX(id) FROM decisions "
+                "WHERE item_id = d.item_id) ORDER BY d.id DESC LIMIT 1",
+                (reviewer,),
+            ).fetchone()
+            if row is None:
+                return None
+            item = self._row(row["item_id"])
+            self._append(item, reviewer, "undo", [], supersedes=row["id"])
+        return self.get(row["item_id"])
+
+    def add_note(self, item_id: int, reviewer: str, note: str) -> None:
+        with self._write():
+            self._row(item_id)
+            self.db.execute("INSERT INTO notes (item_id, reviewer, written_at, note) VALUES (?, ?, ?, ?)",
+                            (item_id, reviewer, _now(), note))  # fmt: skip
+
+    def _append(self, row: sqlite3.Row, reviewer: str, verdict: str, labels: list[str], supersedes: int | None):
+        cursor = self.db.execute(
+            "INSERT INTO decisions (item_id, reviewer, decided_at, verdict, labels, model_version, supersedes) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (row["id"], reviewer, _now(), verdict, json.dumps(labels), row["model_version"], supersedes),
+        )
+        if verdict == "undo":
+            # Back to the decision before the undone one, or to pending when there is none.
+            prior = self._in_force(row["id"])
+            status, current = ("decided", json.dumps(prior)) if prior is not None else ("pending", None)
+        else:
+            status, current = "decided", json.dumps(labels)
+        self.db.execute(
+            "UPDATE items SET status = ?, labels = ?, claimed_by = NULL, claim_expires = NULL WHERE id = ?",
+            (status, current, row["id"]),
+        )
+        return Decision(cursor.lastrowid, row["id"], reviewer, _now(), verdict, tuple(labels), row["model_version"],
+                        supersedes)  # fmt: skip
+
+    def _in_force(self, item_id: int) -> list[str] | None:
+        """The labels of the item's decision in force: replay its decisions, each undo cancelling the one it names."""
+        stack: list[tuple[int, list[str]]] = []
+        for d in self.db.execute("SELECT id, verdict, labels, supersedes FROM decisions WHERE item_id = ? ORDER BY id",
+                                 (item_id,)):  # fmt: skip
+            if d["verdict"] == "undo":
+                stack = [s for s in stack if s[0] != d["supersedes"]]
+            else:
+                stack.append((d["id"], json.loads(d["labels"])))
+        return stack[-1][1] if stack else None
+
+    def _row(self, item_id: int) -> sqlite3.Row:
+        row = self.db.execute("SELECT * FROM items WHERE id = ?", (item_id,)).fetchone()
+        if row is None:
+            raise ReviewError(f"no item {item_id} in {self.path}")
+        return row
+
+    # --- reading -----------------------------------------------------------------------------------------------------
+
+    def get(self, item_id: int) -> Item:
+        return _item(self._row(item_id))
+
+    def items(self) -> Iterator[Item]:
+        for row in self.db.execute("SELECT * FROM items ORDER BY id"):
+            yield _item(row)
+
+    def decisions(self, item_id: int | None = None) -> list[Decision]:
+        query, args = "SELECT * FROM decisions ORDER BY id", ()
+        if item_id is not None:
+            query, args = "SELECT * FROM decisions WHERE item_id = ? ORDER BY id", (item_id,)
+        return [
+            Decision(d["id"], d["item_id"], d["reviewer"], d["decided_at"], d["verdict"],
+                     tuple(json.loads(d["labels"])), d["model_version"], d["supersedes"])
+            for d in self.db.execute(query, args)
+        ]  # fmt: skip
+
+    def notes(self, item_id: int) -> list[str]:
+        return [r["note"] for r in self.db.execute("SELECT note FROM notes WHERE item_id = ? ORDER BY id", (item_id,))]
+
+    def labelled(self) -> Iterator[Example]:
+        """Decided items as labelled examples: the decision in force for each sentence (rejected flags: no labels)."""
+        for row in self.db.execute("SELECT * FROM items WHERE status = 'decided' ORDER BY id"):
+            yield Example(row["text"], frozenset(json.loads(row["labels"])), "review", f"{self.path}#item{row['id']}")
+
+    def stats(self) -> ReviewStats:
+        pending = Counter()
+        for row in self.db.execute("SELECT flagged, reason FROM items WHERE status = 'pending'"):
+            for c in json.loads(row["flagged"]) or [f"({row['reason']})"]:
+                pending[c] += 1
+        per_reviewer = Counter(
+            r["reviewer"] for r in self.db.execute("SELECT reviewer FROM decisions WHERE verdict != 'undo'")
+        )
+        waits = []
+        confirmed: dict[str, list[bool]] = defaultdict(list)
+        for row in self.db.execute(
+            "SELECT i.enqueued_at, i.flagged, i.labels, "
+            "(SELECT MIN(decided_at) FROM decisions d WHERE d.item_id = i.id) AS first "
+            "FROM items i WHERE i.status = 'decided'"
+        ):
+            waits.append(_seconds_between(row["enqueued_at"], row["first"]))
+            final = set(json.loads(row["labels"]))
+            for c in json.loads(row["flagged"]):
+                confirmed[c].append(c in final)
+        return ReviewStats(
+            pending=dict(sorted(pending.items())),
+            decisions_per_reviewer=dict(per_reviewer.most_common()),
+            wait_median_s=statistics.median(waits) if waits else None,
+            wait_p90_s=_percentile(waits, 0.9) if waits else None,
+            confirmed_share={c: (sum(v) / len(v), len(v)) for c, v in sorted(confirmed.items())},
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewStats:
+    pending: dict[str, int]  # category (or "(uncertain)") -> pending items
+    decisions_per_reviewer: dict[str, int]
+    wait_median_s: float | None  # from enqueued to first decision
+    wait_p90_s: float | None
+    confirmed_share: dict[str, tuple[float, int]]  # category -> (share of its flags confirmed, decided flags)
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT: takes the write lock at the start, so two writers queue instead of deadlocking."""
+
+    def __init__(self, db: sqlite3.Connection, path: Path) -> None:
+        self.db, self.path = db, path
+
+    def __enter__(self) -> None:
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            raise _db_error(self.path, e) from None
+
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
+        if exc is None:
+            try:
+                self.db.execute("COMMIT")
+                return
+            except sqlite3.Error as e:
+                self._rollback()
+                raise _db_error(self.path, e) from None
+        self._rollback()
+        if isinstance(exc, sqlite3.Error):
+            raise _db_error(self.path, exc) from None
+
+    def _rollback(self) -> None:
+        if self.db.in_transaction:
+            self.db.execute("ROLLBACK")
+
+
+def _db_error(path: Path, e: sqlite3.Error) -> ReviewError:
+    text = str(e)
+    if "locked" in text or "busy" in text:
+        return ReviewError(f"{path}: review database is locked by another process (waited {BUSY_TIMEOUT_MS // 1000} s)")
+    if "readonly" in text:
+        return ReviewError(f"{path}: review database is read-only")
+    if "not a database" in text or "malformed" in text:
+        return ReviewError(f"{path}: not a review database, or it is corrupted ({text})")
+    return ReviewError(f"{path}: {text}")
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    if path.is_dir():
+        raise ReviewError(f"{path}: is a directory, expected a review database file")
+    if not path.parent.exists():
+        raise ReviewError(f"{path.parent}: no such directory for the review database")
+    try:
+        db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = FULL")  # a decision that was acknowledged survives a power cut too
+        db.execute("PRAGMA foreign_keys = ON")
+    except sqlite3.Error as e:
+        raise _db_error(path, e) from None
+    return db
+
+
+def _item_key(it: QueueItem) -> str:
+    raw = json.dumps([it.source, it.doc_id, it.start, it.end, it.text], ensure_ascii=False)
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def _item(row: sqlite3.Row) -> Item:
+    return Item(
+        source=row["source"], doc_id=row["doc_id"], index=row["sentence_index"], start=row["start"], end=row["end"],
+        line=row["line"], col=row["col"], text=row["text"], before=row["before"], after=row["after"],
+        model_version=row["model_version"], scores=json.loads(row["scores"]),
+        thresholds=json.loads(row["thresholds"]), flagged=tuple(json.loads(row["flagged"])),
+        terms={c: [tuple(t) for t in ts] for c, ts in json.loads(row["terms"]).items()}, reason=row["reason"],
+        id=row["id"], enqueued_at=row["enqueued_at"], status=row["status"],
+        labels=None if row["labels"] is None else tuple(json.loads(row["labels"])),
+    )  # fmt: skip
+
+
+def _seconds_between(a: str, b: str) -> float:
+    fmt = "%Y-%m-%dT%H:%M:%S.%fZ"
+    return (datetime.strptime(b, fmt) - datetime.strptime(a, fmt)).total_seconds()
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)

@@ -1,0 +1,324 @@
+"""The reviewers' commands: `review` (the interactive loop and `review stats`), `labels export` and `retrain`."""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from .cli import PolicyOption, errors_to_exit, warn
+from .output import printable
+from .review import ORDERS, Item, ReviewError, ReviewStore
+
+DbOption = Annotated[Path, typer.Option("--db", help="Review database (SQLite); created when missing.", dir_okay=False)]
+DEFAULT_DB = Path("moderation.db")
+
+review_app = typer.Typer(
+    help="Review flagged sentences one key at a time; `review stats` summarises the queue.",
+    invoke_without_command=True,
+)
+labels_app = typer.Typer(help="Turn reviewers' decisions into labelled data.", no_args_is_help=True)
+
+KEYS = "[c]onfirm  [n]ot a violation  [r]elabel  [s]kip  [u]ndo last  [a]dd note  [q]uit"
+
+
+def _default_reviewer() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name in some containers
+        return "reviewer"
+
+
+def _show(console: Console, item: Item, rules: dict[str, str]) -> None:
+    where = f"{item.source}{'#' + item.doc_id if item.doc_id is not None else ''}:{item.line}:{item.col}"
+    console.rule(f"item {item.id} · {escape(printable(where))} · {item.reason} · model {escape(item.model_version)}")
+    if item.before:
+        console.print(f"  [dim]{escape(printable(item.before))}[/]")
+    console.print(f"» [bold reverse]{escape(printable(item.text))}[/]")
+    if item.after:
+        console.print(f"  [dim]{escape(printable(item.after))}[/]")
+    for cat, score in item.scores.items():
+        threshold = item.thresholds.get(cat)
+        mark = "[bold red]FLAGGED[/]" if cat in item.flagged else ""
+        console.print(f"  {escape(cat):<12} {score:.2f} (threshold {threshold:.2f}) {mark}")
+    for cat in item.flagged or tuple(item.terms):
+        if cat in rules:
+            console.print(f"  [italic]{escape(cat)}: {escape(rules[cat])}[/]")
+        if item.terms.get(cat):
+            terms = ", ".join(f"{printable(t)} ({w:+.2f})" for t, w in item.terms[cat])
+            console.print(f"  [dim]terms: {escape(terms)}[/]")
+
+
+@review_app.callback()
+def review(
+    ctx: typer.Context,
+    db: DbOption = DEFAULT_DB,
+    reviewer: Annotated[
+        str | None, typer.Option("--reviewer", help="Name recorded with each decision (default: your login name).")
+    ] = None,
+    category: Annotated[str | None, typer.Option("--category", help="Only items flagged in this category.")] = None,
+    order: Annotated[
+        str,
+        typer.Option(
+            "--order",
+            help=f"Which items first: {', '.join(ORDERS)} (uncertainty: those "
+            "the model is least sure of, so each decision teaches it the most).",
+        ),
+    ] = "uncertainty",
+    policy_path: PolicyOption = None,
+) -> None:
+    """Review queued sentences: each decision is saved before the next sentence is shown.
+
+    Keys: c confirm, n not a violation, r change categories, s skip, u undo the last decision, a add a note, q quit.
+
+    Example: moderation review --db moderation.db --order uncertainty
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from .policy import load_policy
+
+    with errors_to_exit():
+        if order not in ORDERS:
+            raise ReviewError(f"--order must be one of: {', '.join(ORDERS)}")
+        policy = load_policy(policy_path)
+        if category is not None:
+            policy.category(category)  # an unknown category is an error, not an empty queue
+        rules = {c.id: c.rule for c in policy.categories}
+        name = reviewer or _default_reviewer()
+        console = Console(highlight=False, emoji=False, soft_wrap=True)
+        decided = 0
+        with ReviewStore(db) as store:
+            skipped: set[int] = set()
+            item = store.claim_next(name, order, category, skipped)
+            while item is not None:
+                _show(console, item, rules)
+                try:
+                    outcome = _ask(console, store, item, name, policy.ids)
+                except BaseException:
+                    store.release(item.id, name)  # Ctrl-C: the item goes back to the queue at once
+                    raise
+                if outcome == "quit":
+                    store.release(item.id, name)
+                    break
+                if outcome == "skip":
+                    skipped.add(item.id)
+                elif isinstance(outcome, Item):  # undo: show the undone item again
+                    item = outcome
+                    continue
+                else:
+                    decided += 1
+                item = store.claim_next(name, order, category, skipped)
+            else:
+                console.print("The queue is empty." if not skipped else "No more items (skipped ones stay queued).")
+        console.print(f"{decided} decision(s) saved to {escape(str(db))}.")
+
+
+def _ask(console: Console, store: ReviewStore, item: Item, reviewer: str, categories: tuple[str, ...]):
+    """Read keys until one ends this item: returns 'decided', 'skip', 'quit' or the item an undo reopened."""
+    while True:
+        console.print(f"[bold]{escape(KEYS)}[/] ", end="")
+        key = _read_key()
+        console.print(escape(printable(key)))
+        if key in ("", "q", "\x04"):  # end of input counts as quit
+            return "quit"
+        if key == "c":
+            store.decide(item.id, reviewer, "confirm")
+            return "decided"
+        if key == "n":
+            store.decide(item.id, reviewer, "reject")
+            return "decided"
+        if key == "r":
+            labels = _ask_categories(categories)
+            if labels is not None:
+                store.decide(item.id, reviewer, "relabel", labels)
+                return "decided"
+        elif key == "s":
+            store.release(item.id, reviewer)
+            return "skip"
+        elif key == "u":
+            store.release(item.id, reviewer)
+            undone = store.undo_last(reviewer)
+            if undone is None:
+                console.print("Nothing of yours to undo.")
+                store.claim(item.id, reviewer)  # the item on screen stays ours
+                continue
+            console.print(f"Undid your decision on item {undone.id}; it is back in the queue.")
+            reclaimed = store.claim(undone.id, reviewer)
+            return reclaimed if reclaimed is not None else "skip"
+        elif key == "a":
+            note = typer.prompt("note", default="", show_default=False).strip()
+            if note:
+                store.add_note(item.id, reviewer, note)
+                console.print("Note saved.")
+        else:
+            console.print(f"Unknown key {escape(printable(key))!r}.")
+
+
+def _read_key() -> str:
+    """One key press on a terminal; from a pipe or a script, the first character of the next line ("" at the end)."""
+    if sys.stdin.isatty():
+        return typer.getchar().lower()
+    line = sys.stdin.readline()
+    return line.strip()[:1].lower() if line else ""
+
+
+def _ask_categories(categories: tuple[str, ...]) -> list[str] | None:
+    answer = typer.prompt(f"categories ({', '.join(categories)}; comma-separated, empty for none)", default="",
+                          show_default=False)  # fmt: skip
+    chosen = [c.strip() for c in answer.replace(";", ",").split(",") if c.strip()]
+    unknown = [c for c in chosen if c not in categories]
+    if unknown:
+        typer.echo(f"unknown categor{'y' if len(unknown) == 1 else 'ies'}: {', '.join(unknown)}", err=True)
+        return None
+    return chosen
+
+
+@review_app.command("stats")
+def review_stats(db: DbOption = DEFAULT_DB) -> None:
+    """Queue size per category, decisions per reviewer, waiting times, and the share of flags reviewers confirmed.
+
+    Example: moderation review stats --db moderation.db
+    """
+    with errors_to_exit():
+        if not db.is_file():
+            raise ReviewError(f"{db}: no review database here (create one with `moderation score ... --queue`)")
+        with ReviewStore(db) as store:
+            s = store.stats()
+        typer.echo("pending items by category:")
+        for cat, n in s.pending.items() or [("(none)", 0)]:
+            typer.echo(f"  {cat:<16} {n:>6}")
+        typer.echo("decisions by reviewer:")
+        for who, n in s.decisions_per_reviewer.items() or [("(none)", 0)]:
+            typer.echo(f"  {printable(who):<16} {n:>6}")
+        if s.wait_median_s is not None:
+            typer.echo(f"wait before a decision: median {_duration(s.wait_median_s)}, "
+                       f"90th percentile {_duration(s.wait_p90_s)}")  # fmt: skip
+        typer.echo("flags confirmed by reviewers (precision in production):")
+        for cat, (share, n) in s.confirmed_share.items():
+            typer.echo(f"  {cat:<16} {100 * share:5.1f}% of {n}")
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+@review_app.command("undo")
+def review_undo(
+    db: DbOption = DEFAULT_DB,
+    reviewer: Annotated[
+        str | None, typer.Option("--reviewer", help="Whose decision (default: your login name).")
+    ] = None,
+) -> None:
+    """Undo your latest decision that is still in force (it is superseded, not deleted); the item is queued again.
+
+    Example: moderation review undo --db moderation.db
+    """
+    with errors_to_exit():
+        if not db.is_file():
+            raise ReviewError(f"{db}: no review database here")
+        with ReviewStore(db) as store:
+            item = store.undo_last(reviewer or _default_reviewer())
+        if item is None:
+            raise ReviewError("nothing of yours to undo")
+        typer.echo(f"undid your decision on item {item.id}: {printable(item.text)}")
+
+
+@labels_app.command("export")
+def labels_export(
+    out: Annotated[
+        Path,
+        typer.Argument(help="Output file: .jsonl or .csv, the format of data/.", dir_okay=False, show_default=False),
+    ],
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """Write the reviewers' decisions as labelled data (the decision in force per sentence; rejected flags become
+    negatives).
+
+    Example: moderation labels export reviewed.jsonl --db moderation.db
+    """
+    from .data import write_labelled
+
+    with errors_to_exit():
+        if not db.is_file():
+            raise ReviewError(f"{db}: no review database here")
+        with ReviewStore(db) as store:
+            count = write_labelled(store.labelled(), out)
+        typer.echo(f"wrote {count} labelled sentence(s) to {out}", err=True)
+
+
+def retrain_command(
+    db: DbOption = DEFAULT_DB,
+    data: Annotated[
+        list[Path] | None, typer.Option("--data", help="Base training data [default: data/train.jsonl].")
+    ] = None,
+    test: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--test",
+            help="Held-out test data, used with a share of the reviewed sentences to compare the models "
+            "[default: data/test.jsonl].",
+        ),
+    ] = None,
+    models_dir: Annotated[
+        Path,
+        typer.Option(
+            "--models",
+            help="Models directory to add the candidate to (its "
+            "current version is the one to beat; the shipped model when it has "
+            "none).",
+        ),
+    ] = Path("models"),
+    margin: Annotated[
+        float, typer.Option("--margin", min=0.0, max=1.0, help="Largest F1 drop allowed in any category.")
+    ] = 0.02,
+    held_out_share: Annotated[
+        float,
+        typer.Option(
+            "--held-out", min=0.0, max=0.9, help="Share of reviewed sentences kept out of training for the comparison."
+        ),
+    ] = 0.2,
+    force: Annotated[bool, typer.Option("--force", help="Promote the candidate even if the gate refuses it.")] = False,
+    jobs: Annotated[int, typer.Option("--jobs", help="Processes for cross-validation (-1: all cores).")] = 1,
+    policy_path: PolicyOption = None,
+) -> None:
+    """Train a candidate on the data plus reviewers' decisions, compare it with the current model on the same
+    held-out data, and promote it only when no category's F1 drops by more than the margin.
+
+    Example: moderation retrain --db moderation.db --models models
+    """
+    from .policy import load_policy
+    from .report import evaluation_table
+    from .retraining import retrain
+
+    data = data or [Path("data/train.jsonl")]
+    test = test or [Path("data/test.jsonl")]
+    with errors_to_exit():
+        policy = load_policy(policy_path)
+        if not db.is_file():
+            raise ReviewError(f"{db}: no review database here")
+        with ReviewStore(db) as store:
+            reviewed = list(store.labelled())
+        progress = (lambda msg: typer.echo(f"  {msg}", err=True)) if sys.stderr.isatty() else None
+        result = retrain(models_dir, data, test, reviewed, policy, margin=margin, held_out_share=held_out_share,
+                         force=force, n_jobs=jobs, progress=progress, warn=warn)  # fmt: skip
+        typer.echo(f"reviewed sentences: {result.reviewed_train} for training, {result.reviewed_held_out} held out; "
+                   f"compared on {result.held_out} held-out sentences")  # fmt: skip
+        typer.echo(evaluation_table(result.current_eval, result.candidate_eval), nl=False)
+        if result.promoted:
+            why = " (forced)" if result.reasons else ""
+            typer.echo(f"promoted {result.candidate.version} in {models_dir}{why}")
+        else:
+            typer.echo(f"kept {result.current.version}; candidate {result.candidate.version} refused:")
+        for reason in result.reasons:
+            typer.echo(f"  {reason}")

@@ -1,0 +1,167 @@
+from __future__ import annotations
+
+import random
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from moderation.cli import app
+from moderation.data import Example, LabelledSet, load_labelled, write_labelled
+from moderation.model import load_model, train
+from moderation.policy import load_policy
+from moderation.registry import CURRENT, add_version, current_name, list_versions, resolve, set_current
+from moderation.retraining import retrain, split_reviewed
+
+from .conftest import write_jsonl
+
+HELD_OUT = [
+    ("I am going to hurt you so badly", ["threat"]),
+    ("you will be dead soon, I swear", ["threat"]),
+    ("I will stab you tonight", ["threat"]),
+    ("go and attack their homes, all of you", ["incitement"]),
+    ("someone should shoot the mayor", ["incitement"]),
+    ("burn their cars and beat them", ["incitement"]),
+    ("immigrants are disgusting vermin", ["hate"]),
+    ("women are stupid animals", ["hate"]),
+    ("gay people are parasites", ["hate"]),
+    ("you are a pathetic idiot", ["harassment"]),
+    ("shut up you worthless moron", ["harassment"]),
+    ("you are an ugly loser", ["harassment"]),
+    ("restart the process after the update", []),
+    ("the police said the suspect was arrested", []),
+    ("see you tomorrow at the office", []),
+    ("the film was great fun", []),
+    ("beat the butter and sugar together", []),
+    ("this queue is killing me", []),
+]
+# Sentences the small model has never seen, in words it does not know: what reviewers would teach it.
+REVIEWED_GOOD = [
+    Example(t, frozenset(lab), "review")
+    for t, lab in [
+        ("gonna slice you open when I catch you", {"threat"}),
+        ("ima end you and your whole family", {"threat"}),
+        ("you'll be leaving in a body bag", {"threat"}),
+        ("i'll put you six feet under", {"threat"}),
+        ("murder every last one of those councillors", {"incitement"}),
+        ("round up the journalists and string them up", {"incitement"}),
+        ("defrost the chicken before cooking", set()),
+        ("my printer jammed again", set()),
+    ]
+]
+
+
+@pytest.fixture
+def workspace(models_dir: Path, small_data: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """A private models directory (a copy of the small model, current) and a held-out test file."""
+    models = tmp_path / "models"
+    shutil.copytree(models_dir, models)
+    return models, write_jsonl(tmp_path / "test.jsonl", HELD_OUT)
+
+
+def test_split_is_stable_and_respects_the_share() -> None:
+    examples = [Example(f"sentence {i}", frozenset()) for i in range(1000)]
+    train_a, held_a = split_reviewed(examples, 0.2)
+    _, held_b = split_reviewed(list(reversed(examples)), 0.2)
+    assert {e.text for e in held_a} == {e.text for e in held_b}
+    assert 150 < len(held_a) < 250 and len(train_a) + len(held_a) == 1000
+
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+@pytest.fixture(scope="module")
+def real(tmp_path_factory: pytest.TempPathFactory):
+    """A slice of the project's own data: a current model trained on 2,500 training sentences, a test file of 600
+    test-split sentences, and the rest of the training split as the pool reviewers draw from."""
+    policy = load_policy()
+    pool = list(load_labelled([DATA / "train.jsonl"], policy.ids).examples)
+    random.Random(7).shuffle(pool)
+    base, rest = pool[:2500], pool[2500:]
+    root = tmp_path_factory.mktemp("real")
+    base_file = root / "base.jsonl"
+    write_labelled(base, base_file)
+    test = list(load_labelled([DATA / "test.jsonl"], policy.ids).examples)
+    random.Random(7).shuffle(test)
+    test_file = root / "test.jsonl"
+    write_labelled(test[:600], test_file)
+    model, _ = train(LabelledSet(tuple(base)), policy)
+    models = root / "models"
+    set_current(models, add_version(models, model).version)
+    return policy, models, base_file, test_file, rest
+
+
+def _fresh(models: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "models"
+    shutil.copytree(models, copy)
+    return copy
+
+
+def test_reviewed_mistakes_are_learned_and_promoted(real, tmp_path: Path) -> None:
+    policy, shared_models, base_file, test_file, pool = real
+    models = _fresh(shared_models, tmp_path)
+    before = current_name(models)
+    current = load_model(resolve(models))
+    thresholds = current.thresholds(policy)
+    cats = current.categories
+    proba = current.predict_proba([e.text for e in pool[:3000]])
+    wrong = [
+        e for e, row in zip(pool[:3000], proba, strict=True)
+        if {c for c, p in zip(cats, row, strict=True) if p >= thresholds[c]} != set(e.labels)
+    ][:150]  # fmt: skip
+    assert len(wrong) >= 50
+    result = retrain(models, [base_file], [test_file], wrong, policy, held_out_share=0.0)
+    assert result.promoted, result.reasons
+    assert current_name(models) == result.candidate.version != before
+    new = load_model(resolve(models))
+    new_t = new.thresholds(policy)
+    fixed = sum(
+        {c for c, p in zip(cats, row, strict=True) if p >= new_t[c]} == set(e.labels)
+        for e, row in zip(wrong, new.predict_proba([e.text for e in wrong]), strict=True)
+    )
+    assert fixed >= 0.8 * len(wrong)  # it now gets most of what reviewers corrected right
+    for c in result.current_eval.categories:  # and loses nothing beyond the margin on held-out data
+        assert result.candidate_eval.category(c.category).f1 >= c.f1 - 0.02
+
+
+def test_a_bad_batch_of_labels_is_refused_then_forced(real, tmp_path: Path) -> None:
+    policy, shared_models, base_file, test_file, pool = real
+    models = _fresh(shared_models, tmp_path)
+    before = current_name(models)
+    # A careless batch: 1,500 sentences with their labels inverted (violations marked harmless and the reverse).
+    everything = frozenset(policy.ids)
+    bad = [Example(e.text, frozenset() if e.labels else everything, "review") for e in pool[3000:4500]]
+    result = retrain(models, [base_file], [test_file], bad, policy, held_out_share=0.0)
+    assert not result.promoted and result.reasons
+    assert current_name(models) == before  # the gate kept the current model
+    forced = retrain(models, [base_file], [test_file], bad, policy, held_out_share=0.0, force=True)
+    assert forced.promoted and current_name(models) == forced.candidate.version
+    assert any(v.name == result.candidate.version for v in list_versions(models))  # refused, but kept to inspect
+
+
+def test_retrain_cli_round_trip(workspace: tuple[Path, Path], small_data: Path, tmp_path: Path) -> None:
+    """score --queue, review, labels export, train on the export, retrain: the whole loop through the CLI."""
+    models, test = workspace
+    doc = tmp_path / "posts.txt"
+    doc.write_text("gonna slice you open when I catch you. defrost the chicken before cooking.\n")
+    db = tmp_path / "q.db"
+    runner = CliRunner()
+    scored = runner.invoke(app, ["score", str(doc), "--model", str(models), "--queue", "--queue-uncertain", "0.0",
+                                 "--db", str(db), "-f", "jsonl"])  # fmt: skip
+    assert scored.exit_code in (0, 1), scored.output
+    assert "queued 2 new sentence(s)" in scored.stderr
+    reviewed = runner.invoke(app, ["review", "--db", str(db), "--order", "oldest", "--reviewer", "t"],
+                             input="r\nthreat\nn\n")  # fmt: skip
+    assert "2 decision(s) saved" in reviewed.stdout
+    export = tmp_path / "reviewed.csv"
+    assert runner.invoke(app, ["labels", "export", str(export), "--db", str(db)]).exit_code == 0
+    trained = runner.invoke(app, ["train", "--data", str(small_data), "--data", str(export), "--out",
+                                  str(tmp_path / "m2"), "--folds", "3"])  # fmt: skip
+    assert trained.exit_code == 0, trained.output
+    result = runner.invoke(app, ["retrain", "--db", str(db), "--data", str(small_data), "--test", str(test),
+                                 "--models", str(models), "--held-out", "0"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "reviewed sentences: 2 for training, 0 held out" in result.stdout
+    assert ("promoted" in result.stdout) != ("refused" in result.stdout)
+    assert (models / CURRENT).is_file()

@@ -1,0 +1,234 @@
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from moderation.cli import app
+from moderation.data import load_labelled
+from moderation.review import SCHEMA_VERSION, QueueItem, ReviewError, ReviewStore, queue_item
+from moderation.scoring import SentenceScore
+
+THRESHOLDS = {"threat": 0.5, "incitement": 0.5, "hate": 0.5, "harassment": 0.5}
+
+
+def make_item(text: str, flagged: tuple[str, ...] = ("threat",), score: float = 0.9, start: int = 0) -> QueueItem:
+    scores = {c: (score if c in flagged else 0.1) for c in THRESHOLDS}
+    return QueueItem("doc.txt", None, 0, start, start + len(text), 1, start + 1, text, "before.", "after.", "v1",
+                     scores, THRESHOLDS, flagged, {c: [("kill", 1.5)] for c in flagged})  # fmt: skip
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    path = tmp_path / "queue.db"
+    with ReviewStore(path) as store:
+        store.enqueue([
+            make_item("I will kill you", ("threat",), 0.95, 0),
+            make_item("they are vermin", ("hate",), 0.55, 20),
+            make_item("burn it down", ("incitement",), 0.7, 40),
+        ])  # fmt: skip
+    return path
+
+
+def decisions(path: Path) -> list[tuple[int, str, str, list[str]]]:
+    with sqlite3.connect(path) as c:
+        rows = c.execute("SELECT item_id, reviewer, verdict, labels FROM decisions ORDER BY id").fetchall()
+    return [(i, r, v, json.loads(lab)) for i, r, v, lab in rows]
+
+
+def test_enqueue_twice_adds_no_duplicates(db: Path) -> None:
+    with ReviewStore(db) as store:
+        assert store.enqueue([make_item("I will kill you", ("threat",), 0.95, 0)]) == 0
+        assert store.enqueue([make_item("I will kill you", ("threat",), 0.95, 99)]) == 1  # other offsets: other item
+        assert len(list(store.items())) == 4
+
+
+def test_schema_is_versioned_and_a_newer_one_is_refused(db: Path) -> None:
+    with sqlite3.connect(db) as c:
+        assert c.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert c.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert [r[1] for r in c.execute("SELECT * FROM migrations")] == ["initial"]
+        c.execute("INSERT INTO migrations VALUES (99, 'future', 'x')")
+    with pytest.raises(ReviewError, match="newer than this moderation"):
+        ReviewStore(db)
+
+
+def test_orders(db: Path) -> None:
+    with ReviewStore(db) as store:
+        assert store.claim_next("a", "score").text == "I will kill you"
+        assert store.claim_next("b", "uncertainty").text == "they are vermin"  # 0.55 is nearest its threshold
+        assert store.claim_next("c", "oldest").text == "burn it down"  # the two before are claimed
+        assert store.claim_next("d") is None
+
+
+def test_two_reviewers_never_get_the_same_item_and_cannot_overwrite(db: Path) -> None:
+    with ReviewStore(db) as a, ReviewStore(db) as b:
+        first = a.claim_next("alice", "oldest")
+        second = b.claim_next("bob", "oldest")
+        assert first.id != second.id
+        with pytest.raises(ReviewError, match="being reviewed by alice"):
+            b.decide(first.id, "bob", "reject")
+        a.decide(first.id, "alice", "confirm")
+        with pytest.raises(ReviewError, match="already decided by alice"):
+            b.decide(first.id, "bob", "reject")
+    assert decisions(db) == [(first.id, "alice", "confirm", ["threat"])]
+
+
+def test_an_expired_lease_frees_the_item(db: Path) -> None:
+    with ReviewStore(db) as store:
+        item = store.claim_next("alice", "oldest", lease=-1)
+        assert store.claim_next("bob", "oldest").id == item.id
+
+
+def test_undo_appends_and_restores_the_previous_state(db: Path) -> None:
+    with ReviewStore(db) as store:
+        item = store.claim_next("alice", "oldest")
+        store.decide(item.id, "alice", "relabel", ["threat", "harassment"])
+        assert store.get(item.id).labels == ("harassment", "threat")
+        reopened = store.undo_last("alice")
+        assert reopened.id == item.id and reopened.status == "pending" and reopened.labels is None
+        assert store.undo_last("alice") is None  # nothing left in force
+        store.decide(item.id, "alice", "reject")
+    verdicts = [(v, lab) for _, _, v, lab in decisions(db)]
+    assert verdicts == [("relabel", ["harassment", "threat"]), ("undo", []), ("reject", [])]
+
+
+def test_export_takes_the_decision_in_force(db: Path, tmp_path: Path) -> None:
+    with ReviewStore(db) as store:
+        ids = [item.id for item in store.items()]
+        store.decide(ids[0], "r", "confirm")
+        store.decide(ids[1], "r", "reject")
+        store.decide(ids[2], "r", "relabel", ["incitement", "threat"])
+        store.undo_last("r")
+        store.decide(ids[2], "r", "relabel", ["incitement"])
+    out = tmp_path / "reviewed.jsonl"
+    result = CliRunner().invoke(app, ["labels", "export", str(out), "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["text"], r["labels"]) for r in rows] == [
+        ("I will kill you", ["threat"]), ("they are vermin", []), ("burn it down", ["incitement"])]  # fmt: skip
+    # The export is labelled data in the format of data/: it loads like data/ does.
+    assert len(load_labelled([out], THRESHOLDS).examples) == 3
+
+
+def test_stats_match_a_hand_count(db: Path) -> None:
+    with ReviewStore(db) as store:
+        a = store.claim_next("alice", "oldest")
+        store.decide(a.id, "alice", "confirm")
+        b = store.claim_next("bob", "oldest")
+        store.decide(b.id, "bob", "reject")
+        s = store.stats()
+    assert s.pending == {"incitement": 1}
+    assert s.decisions_per_reviewer == {"alice": 1, "bob": 1}
+    assert s.confirmed_share == {"threat": (1.0, 1), "hate": (0.0, 1)}
+    assert s.wait_median_s is not None and s.wait_median_s >= 0
+
+
+def test_queue_item_picks_flagged_and_uncertain() -> None:
+    s = SentenceScore("d", None, 0, 0, 4, 1, 1, "text", {"threat": 0.3, "hate": 0.1}, ())
+    explain = lambda text: {"threat": [("x", 1.0)], "hate": [("y", 0.2)]}  # noqa: E731
+    assert queue_item("", s, "", "v", {"threat": 0.5, "hate": 0.5}, None, explain) is None
+    item = queue_item("", s, "", "v", {"threat": 0.5, "hate": 0.5}, 0.25, explain)
+    assert item.reason == "uncertain" and item.terms == {"threat": [("x", 1.0)]}
+
+
+def review(db: Path, keys: str, *extra: str):
+    return CliRunner().invoke(app, ["review", "--db", str(db), "--reviewer", "rita", "--order", "oldest", *extra],
+                              input=keys, catch_exceptions=False)  # fmt: skip
+
+
+def test_review_loop_step_by_step(db: Path) -> None:
+    result = review(db, "c\nq\n")
+    assert result.exit_code == 0 and "1 decision(s) saved" in result.stdout
+    assert decisions(db) == [(1, "rita", "confirm", ["threat"])]
+
+    review(db, "n\nq\n")
+    assert decisions(db)[-1] == (2, "rita", "reject", [])
+
+    result = review(db, "u\nr\nhate, harassment\nq\n")  # on item 3: undo the reject of item 2, relabel it instead
+    assert "Undid your decision on item 2" in result.stdout
+    assert decisions(db)[-2:] == [(2, "rita", "undo", []), (2, "rita", "relabel", ["harassment", "hate"])]
+
+    result = review(db, "s\n")
+    assert "No more items (skipped ones stay queued)." in result.stdout
+    with ReviewStore(db) as store:
+        assert [i.status for i in store.items()] == ["decided", "decided", "pending"]
+
+    result = CliRunner().invoke(app, ["review", "undo", "--db", str(db), "--reviewer", "rita"])
+    assert result.exit_code == 0 and "item 2" in result.stdout
+    assert decisions(db)[-1][2] == "undo"
+
+
+def test_skip_and_note_and_bad_keys(db: Path) -> None:
+    result = review(db, "x\na\nlooks like a quote\ns\nr\nspam\nr\n\nq\n")
+    assert "Unknown key 'x'" in result.stdout and "Note saved." in result.stdout
+    assert "unknown category: spam" in result.stderr
+    with ReviewStore(db) as store:
+        assert store.notes(1) == ["looks like a quote"]
+        assert store.get(1).status == "pending"  # skipped, still queued, claim released
+        assert store.get(1).labels is None
+        assert store.get(2).labels == ()  # relabelled as no violation
+    assert decisions(db) == [(2, "rita", "relabel", [])]
+
+
+def test_review_filters_by_category_and_refuses_unknown(db: Path) -> None:
+    review(db, "c\nc\n", "--category", "hate")
+    assert decisions(db) == [(2, "rita", "confirm", ["hate"])]
+    result = CliRunner().invoke(app, ["review", "--db", str(db), "--category", "spam"])
+    assert result.exit_code == 2 and "no category 'spam'" in result.stderr
+
+
+def test_hostile_text_cannot_drive_the_review_screen(tmp_path: Path) -> None:
+    path = tmp_path / "q.db"
+    with ReviewStore(path) as store:
+        store.enqueue([make_item("[bold]x[/bold] \x1b]0;pwned\x07 \u202eevil")])
+    out = review(path, "q\n").stdout
+    assert "\x1b" not in out and "\u202e" not in out and "[bold]x[/bold]" in out
+
+
+def _spawn_reviewer(db: Path, name: str) -> subprocess.Popen[str]:
+    code = "from moderation.cli import main; main()"
+    return subprocess.Popen(
+        [sys.executable, "-c", code, "review", "--db", str(db), "--reviewer", name, "--order", "oldest"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+
+
+def test_sigkill_mid_session_keeps_every_committed_decision(db: Path) -> None:
+    proc = _spawn_reviewer(db, "kim")
+    proc.stdin.write("c\n")
+    proc.stdin.flush()
+    deadline = time.time() + 60
+    while len(decisions(db)) < 1 and time.time() < deadline:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert decisions(db) == [(1, "kim", "confirm", ["threat"])]
+    with ReviewStore(db) as store:
+        # The item on screen when it died is claimed by kim until the lease expires, then anyone can take it.
+        assert store.claim_next("other", "oldest").id == 3
+        assert store.claim_next("kim", "oldest").id == 2
+
+
+def test_two_reviewer_processes_never_decide_one_item_twice(tmp_path: Path) -> None:
+    path = tmp_path / "big.db"
+    with ReviewStore(path) as store:
+        store.enqueue([make_item(f"sentence number {i}", start=i * 30) for i in range(40)])
+    procs = [_spawn_reviewer(path, name) for name in ("ann", "ben")]
+    for p in procs:
+        p.stdin.write("c\n" * 40)
+        p.stdin.close()
+    for p in procs:
+        assert p.wait(timeout=120) == 0, p.stderr.read()
+    made = decisions(path)
+    assert sorted(i for i, *_ in made) == list(range(1, 41))  # every item decided exactly once
+    assert {r for _, r, *_ in made} <= {"ann", "ben"}
