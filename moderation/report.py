@@ -13,7 +13,9 @@ def _num(v: float | None, width: int = 6) -> str:
     return f"{'-':>{width}}" if v is None else f"{v:>{width}.3f}"
 
 
-def evaluation_table(ev: Evaluation, other: Evaluation | None = None) -> str:
+def evaluation_table(
+    ev: Evaluation, other: Evaluation | None = None, names: tuple[str, str] = ("this", "other")
+) -> str:
     """A plain-text report; with `other`, the two models side by side and the difference (other - ev)."""
     lines = [f"model {ev.model_version} on {ev.sentences} sentences"]
     if other is None:
@@ -28,15 +30,16 @@ def evaluation_table(ev: Evaluation, other: Evaluation | None = None) -> str:
             )
     else:
         lines[0] += f", against {other.model_version}"
-        lines.append(f"{'category':<12} {'metric':<9} {'this':>7} {'other':>7} {'change':>7}")
+        lines.append(f"{'category':<12} {'metric':<9} {names[0]:>9} {names[1]:>9} {'change':>7}")
         for c in ev.categories:
             o = other.category(c.category)
             for metric in ("precision", "recall", "f1", "roc_auc"):
                 a, b = getattr(c, metric), getattr(o, metric)
                 diff = "" if a is None or b is None else f"{b - a:>+7.3f}"
-                lines.append(f"{c.category:<12} {metric:<9} {_num(a, 7)} {_num(b, 7)} {diff}")
+                lines.append(f"{c.category:<12} {metric:<9} {_num(a, 9)} {_num(b, 9)} {diff}")
         lines.append(
-            f"hard negatives flagged: this {_pct(hard_negative_rate(ev))}, other {_pct(hard_negative_rate(other))}"
+            f"hard negatives flagged: {names[0]} {_pct(hard_negative_rate(ev))}, "
+            f"{names[1]} {_pct(hard_negative_rate(other))}"
         )
         return "\n".join(lines) + "\n"
     if ev.slices:

@@ -84,12 +84,13 @@ def retrain(
     current_dir = resolve(models_dir) if (models_dir / CURRENT).is_file() else resolve(bundled_models_dir())
     current = load_model(current_dir, warn=warn)
     say(f"training the candidate on {len(training.examples)} sentences ({len(reviewed_train)} reviewed)")
-    candidate, _ = train(training, policy, seed=seed, n_jobs=n_jobs, progress=say)
+    trained, _ = train(training, policy, seed=seed, n_jobs=n_jobs, progress=say)
+    # Stored before the comparison, so a refused candidate can still be inspected (and promoted by hand).
+    saved = add_version(models_dir, trained)
     say(f"evaluating both models on {len(held_out.examples)} held-out sentences")
     current_eval = evaluate(current, held_out, current.thresholds(policy))
-    candidate_eval = evaluate(candidate, held_out, candidate.thresholds(policy))
+    candidate_eval = evaluate(saved, held_out, saved.thresholds(policy))
     reasons = gate(current_eval, candidate_eval, margin)
-    saved = add_version(models_dir, candidate)
     promoted = force or not reasons
     if promoted:
         set_current(models_dir, saved.version)

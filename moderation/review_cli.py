@@ -314,7 +314,7 @@ def retrain_command(
                          force=force, n_jobs=jobs, progress=progress, warn=warn)  # fmt: skip
         typer.echo(f"reviewed sentences: {result.reviewed_train} for training, {result.reviewed_held_out} held out; "
                    f"compared on {result.held_out} held-out sentences")  # fmt: skip
-        typer.echo(evaluation_table(result.current_eval, result.candidate_eval), nl=False)
+        typer.echo(evaluation_table(result.current_eval, result.candidate_eval, ("current", "candidate")), nl=False)
         if result.promoted:
             why = " (forced)" if result.reasons else ""
             typer.echo(f"promoted {result.candidate.version} in {models_dir}{why}")
