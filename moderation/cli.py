@@ -33,6 +33,8 @@ app = typer.Typer(
 )
 models_app = typer.Typer(help="List, inspect, promote and roll back model versions.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+policy_app = typer.Typer(help="Check a policy file, or show the policy in force.", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
 
 
 def warn(message: str) -> None:
@@ -79,6 +81,7 @@ class OutputFormat(StrEnum):
 class InputFormat(StrEnum):
     auto = "auto"
     text = "text"
+    lines = "lines"
     jsonl = "jsonl"
 
 
@@ -135,7 +138,12 @@ def score(
     ] = None,
     explain_terms: Annotated[bool, typer.Option("--explain", help="Add the terms that drove each flag.")] = False,
     input_format: Annotated[
-        InputFormat, typer.Option("--input-format", help="How to read inputs: by file suffix, or force one format.")
+        InputFormat,
+        typer.Option(
+            "--input-format",
+            help="auto: by file suffix (.jsonl/.ndjson posts, else text); text: paragraphs of prose or Markdown; "
+            "lines: each line a post of its own (chat logs), its number as the post id; jsonl: one post per line.",
+        ),
     ] = InputFormat.auto,
     text_field: Annotated[str, typer.Option("--text-field", help="JSON Lines: field with the text.")] = "text",
     id_field: Annotated[str, typer.Option("--id-field", help="JSON Lines: field with the post id.")] = "id",
@@ -148,16 +156,33 @@ def score(
             min=0.0,
             max=1.0,
             metavar="LOW",
-            help="With --queue, also queue sentences whose top score is at least LOW but below the threshold.",
+            help="With --queue, queue unflagged sentences whose top score is at least LOW (instead of the policy's "
+            "review band).",
         ),
     ] = None,
+    audit_rate: Annotated[
+        float,
+        typer.Option(
+            "--audit-rate",
+            min=0.0,
+            max=1.0,
+            metavar="R",
+            help="With --queue, also queue a random share R of the sentences the model was confident about, either "
+            "way, as audit items (`review stats` estimates misses and precision from them).",
+        ),
+    ] = 0.0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the audit sample.")] = 0,
+    no_language_guard: Annotated[
+        bool, typer.Option("--no-language-guard", help="Score text in every language as if it were supported.")
+    ] = False,
     db: Annotated[Path, typer.Option("--db", help="Review database for --queue.", dir_okay=False)] = Path(
         "moderation.db"
     ),
     policy_path: PolicyOption = None,
     model_path: ModelOption = None,
 ) -> None:
-    """Score each sentence of the documents against the policy and report what is flagged.
+    """Score each sentence of the documents against the policy and report what is flagged, what is marked for
+    review (between a category's review threshold and its threshold), and what is in an unsupported language.
 
     Example: moderation score post.txt --format jsonl --only-flagged
 
@@ -165,19 +190,19 @@ def score(
     """
     from .inputs import ReadOptions, check_sources, read_documents
     from .output import make_writer
-    from .scoring import score_documents, with_neighbours
+    from .scoring import Rules, score_documents, with_neighbours
 
-    if queue_uncertain is not None and not queue:
-        raise fail("--queue-uncertain needs --queue")
+    if (queue_uncertain is not None or audit_rate) and not queue:
+        raise fail("--queue-uncertain and --audit-rate need --queue")
     with errors_to_exit():
         check_sources(paths)
         policy, model = _load(policy_path, model_path)
-        thresholds = model.thresholds(policy, threshold)
+        rules = Rules.of(policy, model, threshold, guard=not no_language_guard)
         options = ReadOptions(input_format.value, text_field, id_field, strict)
         writer = make_writer(fmt.value, sys.stdout, policy.ids)
         documents = read_documents(paths, options, warn=warn)
-        scores = score_documents(documents, model, thresholds, with_terms=explain_terms)
-        queue_to = _Enqueuer(db, model, thresholds, queue_uncertain) if queue else None
+        scores = score_documents(documents, model, rules, with_terms=explain_terms)
+        queue_to = _Enqueuer(db, model, rules, queue_uncertain, audit_rate, seed) if queue else None
         try:
             for before, s, after in with_neighbours(scores) if queue_to else ((None, s, None) for s in scores):
                 if s.flagged or not only_flagged or fmt is OutputFormat.table:
@@ -196,20 +221,21 @@ def score(
 class _Enqueuer:
     """Collects sentences for the review queue and writes them in batches, each batch one transaction."""
 
-    def __init__(self, db: Path, model, thresholds: dict[str, float], low: float | None) -> None:
+    def __init__(self, db: Path, model, rules, low: float | None, audit_rate: float, seed: int) -> None:
         from .model import explain as explain_text
         from .review import ReviewStore
 
         self.store = ReviewStore(db)
-        self.model, self.thresholds, self.low = model, thresholds, low
+        self.model, self.rules, self.low, self.audit_rate, self.seed = model, rules, low, audit_rate, seed
         self.explain = lambda text: explain_text(model, text)
         self.pending: list = []
         self.added = 0
 
     def add(self, before: str, s, after: str) -> None:
-        from .review import queue_item
+        from .review import audit_pick, queue_item
 
-        item = queue_item(before, s, after, self.model.version, self.thresholds, self.low, self.explain)
+        audit = audit_pick(s, self.rules.flag, self.audit_rate, self.seed)
+        item = queue_item(before, s, after, self.model.version, self.rules.flag, self.low, self.explain, audit)
         if item is not None:
             self.pending.append(item)
             if len(self.pending) >= 256:
@@ -240,18 +266,24 @@ def explain(
     """
     from .model import explain as explain_text
     from .output import printable
+    from .scoring import Rules
 
     with errors_to_exit():
         policy, model = _load(policy_path, model_path)
-        thresholds = model.thresholds(policy)
-        scores = model.predict_proba([text])[0]
+        rules = Rules.of(policy, model)
+        row = model.predict_proba([text])[0]
+        scores = {c: round(float(row[model.categories.index(c)]), 4) for c in rules.flag}
+        lang = rules.guard.sentence(text, rules.guard.document(text)) if rules.guard else None
+        flagged, review, suppressed, forced, unsupported = rules.outcome(text, scores, lang)
         terms = explain_text(model, text, top)
-        flagged = False
-        for cat, t in thresholds.items():
-            p = float(scores[model.categories.index(cat)])
-            mark = "FLAGGED" if p >= t else "-"
-            flagged |= p >= t
-            typer.echo(f"{cat:<12} {p:.3f}  (threshold {t:.3f})  {mark}")
+        if unsupported:
+            typer.echo(f"language: {lang}, which the policy does not list as supported: no flags")
+        for cat, t in rules.flag.items():
+            mark = "FLAGGED" if cat in flagged else "review" if cat in review else "-"
+            rule = f"  (always: {printable(forced[cat])})" if cat in forced else ""
+            rule += f"  (suppressed by exception: {printable(suppressed[cat])})" if cat in suppressed else ""
+            typer.echo(f"{cat:<12} {scores[cat]:.3f}  (threshold {t:.3f}, review from {rules.review[cat]:.3f})  "
+                       f"{mark}{rule}")  # fmt: skip
             shown = ", ".join(f"{printable(term)} {w:+.2f}" for term, w in terms[cat])
             typer.echo(f"    {shown or '(no known terms)'}")
         if flagged:
@@ -454,6 +486,44 @@ def models_rollback(models_dir: ModelsDirOption = None) -> None:
 
     with errors_to_exit():
         typer.echo(f"current: {rollback(_models_dir(models_dir))}")
+
+
+@policy_app.command("check")
+def policy_check(
+    path: Annotated[Path, typer.Argument(help="The policy TOML file.", dir_okay=False, show_default=False)],
+    model_path: ModelOption = None,
+) -> None:
+    """Validate a policy and report every problem with its line: unknown keys, thresholds outside 0-1, a review
+    threshold above the threshold, a category the model does not know, a phrase that can never match.
+
+    Example: moderation policy check my-policy.toml
+    """
+    from .model import read_card
+    from .policy import check_policy, read_policy_text
+    from .registry import default_models_dir, resolve
+
+    with errors_to_exit():
+        raw = read_policy_text(path)
+        card = read_card(resolve(model_path or default_models_dir()))
+        _, problems = check_policy(raw, str(path), card["categories"])
+    for p in problems:
+        typer.echo(f"{path}:{p.line}: {p.message}", err=True)
+    if problems:
+        raise typer.Exit(EXIT_ERROR)
+    typer.echo(f"{path}: ok")
+
+
+@policy_app.command("show")
+def policy_show(policy_path: PolicyOption = None, model_path: ModelOption = None) -> None:
+    """Print the policy in force as TOML, every default written out (the model's thresholds as comments).
+
+    Example: moderation policy show --policy my-policy.toml
+    """
+    from .policy import policy_toml
+
+    with errors_to_exit():
+        policy, model = _load(policy_path, model_path)
+        typer.echo(policy_toml(policy, model.card["thresholds"]), nl=False)
 
 
 # The reviewers' commands live in their own module; it imports the shared options above, so it comes last.

@@ -28,7 +28,7 @@ class Document:
 
 @dataclass(frozen=True, slots=True)
 class ReadOptions:
-    input_format: str = "auto"  # auto | text | jsonl
+    input_format: str = "auto"  # auto | text | lines | jsonl
     text_field: str = "text"
     id_field: str = "id"
     strict: bool = False  # invalid UTF-8 is an error rather than replaced
@@ -45,8 +45,26 @@ def read_documents(
         with _open(source) as raw:
             if fmt == "jsonl":
                 yield from _jsonl_documents(raw, source, options)
+            elif fmt == "lines":
+                for number, line in _lines(_text_chunks(raw, source, options, warn)):
+                    if line.strip():
+                        yield Document(source, str(number), iter((line,)))
             else:
                 yield Document(source, None, _text_chunks(raw, source, options, warn))
+
+
+def _lines(chunks: Iterator[str]) -> Iterator[tuple[int, str]]:
+    """Numbered lines (without their line break) of text given in chunks; a line may span chunks."""
+    number, partial = 0, ""
+    for chunk in chunks:
+        parts = (partial + chunk).splitlines(keepends=True)
+        # The last part may be cut mid-line, or be a "\r" whose "\n" is in the next chunk.
+        partial = parts.pop() if parts and (not parts[-1].endswith(("\n", "\r")) or parts[-1].endswith("\r")) else ""
+        for line in parts:
+            number += 1
+            yield number, line.rstrip("\r\n")
+    if partial:
+        yield number + 1, partial.rstrip("\r\n")
 
 
 def check_sources(sources: list[str]) -> None:

@@ -17,7 +17,10 @@ from rich.markup import escape
 from .scoring import SentenceScore
 
 FORMATS = ("table", "jsonl", "json", "csv")
-RECORD_KEYS = ("source", "doc_id", "index", "start", "end", "line", "col", "text", "scores", "flagged")
+RECORD_KEYS = (
+    "source", "doc_id", "index", "start", "end", "line", "col", "text", "scores", "flagged", "review", "suppressed",
+    "lang",
+)  # fmt: skip
 
 # C0 and C1 controls, DEL, and the format characters that reorder or hide text on a terminal (bidi overrides and
 # isolates, zero-width characters): shown as visible escapes, never passed through.
@@ -53,6 +56,9 @@ def record(s: SentenceScore) -> dict:
         "text": s.text,
         "scores": s.scores,
         "flagged": list(s.flagged),
+        "review": list(s.review),
+        "suppressed": s.suppressed,
+        "lang": s.lang,
     }
     if s.terms is not None:
         out["terms"] = {c: [[t, w] for t, w in ts] for c, ts in s.terms.items()}
@@ -122,18 +128,28 @@ class CsvWriter(Writer):
 
 
 class TableWriter(Writer):
-    """A report of flagged sentences for a person, then a summary per category."""
+    """A report for a person: flagged sentences, then those marked for review or in an unsupported language, each
+    marked distinctly, and a summary per category."""
 
     def __init__(self, stream: TextIO, categories: tuple[str, ...]) -> None:
         super().__init__(stream, categories)
         self.console = Console(file=stream, highlight=False, soft_wrap=True, emoji=False)
+        self.reviews: Counter[str] = Counter()
+        self.unsupported = 0
 
     def _write(self, s: SentenceScore) -> None:
-        if not s.flagged:
+        self.reviews.update(s.review)
+        self.unsupported += s.unsupported
+        if not (s.flagged or s.review or s.unsupported or s.suppressed):
             return
         where = f"{printable(s.source)}{'#' + printable(s.doc_id) if s.doc_id is not None else ''}:{s.line}:{s.col}"
-        cats = ", ".join(f"[bold red]{c}[/] {s.scores[c]:.2f}" for c in s.flagged)
-        self.console.print(f"[bold]{escape(where)}[/]  {cats}")
+        marks = [f"[bold red]FLAG {escape(c)}[/] {s.scores[c]:.2f}" + _rule(s.forced.get(c), "always")
+                 for c in s.flagged]  # fmt: skip
+        marks += [f"[yellow]REVIEW {escape(c)}[/] {s.scores[c]:.2f}" for c in s.review]
+        marks += [f"[dim]suppressed {escape(c)}{_rule(phrase, 'exception')}[/]" for c, phrase in s.suppressed.items()]
+        if s.unsupported:
+            marks.append(f"[magenta]UNSUPPORTED language {escape(printable(s.lang or '?'))}[/]")
+        self.console.print(f"[bold]{escape(where)}[/]  {', '.join(marks)}")
         self.console.print(f"    {escape(printable(s.text))}")
         for cat, terms in (s.terms or {}).items():
             shown = ", ".join(f"{printable(t)} ({w:+.2f})" for t, w in terms)
@@ -148,7 +164,15 @@ class TableWriter(Writer):
             self.console.print(
                 f"\n{sum(self.flags.values())} flag(s) in {self.sentences} sentences of {docs} document(s): {flagged}"
             )
+        extra = [f"{sum(self.reviews.values())} marked for review"] if self.reviews else []
+        extra += [f"{self.unsupported} in an unsupported language"] if self.unsupported else []
+        if extra:
+            self.console.print(f"{'; '.join(extra)}.")
         super().close()
+
+
+def _rule(phrase: str | None, kind: str) -> str:
+    return f" ({kind}: {escape(printable(phrase))})" if phrase else ""
 
 
 WRITERS = {"table": TableWriter, "jsonl": JsonlWriter, "json": JsonWriter, "csv": CsvWriter}

@@ -1,30 +1,53 @@
-"""The policy: which categories exist, the rule each enforces, and when a score counts as a flag."""
+"""The policy: which categories exist, the rule each enforces, when a score counts as a flag or as one for a
+person to look at, which phrases stop or force a flag, and which languages the model can judge."""
 
 from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 from .errors import PolicyError
+from .text import normalize
 
 AUTO = "auto"
 _ID = re.compile(r"[a-z][a-z0-9_]{0,39}")
-_TOP_KEYS = {"name", "categories"}
-_CATEGORY_KEYS = {"title", "rule", "threshold", "target_precision"}
+_LANG = re.compile(r"[a-z]{2,3}")
+_TOP_KEYS = {"name", "languages", "exceptions", "categories"}
+_CATEGORY_KEYS = {"title", "rule", "threshold", "target_precision", "review_threshold", "exceptions", "always"}
+#: With review_threshold "auto", the review band starts at this share of the threshold.
+AUTO_REVIEW_SHARE = 0.5
+_WORD = re.compile(r"\w+")
+
+
+def phrase_tokens(phrase: str) -> tuple[str, ...]:
+    """A phrase as the model's normalised word tokens: what exceptions and always-flag terms are matched on."""
+    return tuple(_WORD.findall(normalize(phrase)))
 
 
 @dataclass(frozen=True, slots=True)
 class Category:
-    """One rule of the policy. `threshold` None means "auto": the model's own threshold from training."""
+    """One rule of the policy. A threshold of None means "auto": the model's own, from training."""
 
     id: str
     title: str
     rule: str
     threshold: float | None = None
     target_precision: float | None = None
+    review_threshold: float | None = None  # None: AUTO_REVIEW_SHARE of the threshold in force
+    exceptions: tuple[str, ...] = ()
+    always: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with a policy file, with the line it is on (1 when it cannot be placed)."""
+
+    line: int
+    message: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +55,9 @@ class Policy:
     name: str
     categories: tuple[Category, ...]
     source: str
+    languages: tuple[str, ...] = ("en",)  # empty: no language guard
+    exceptions: tuple[str, ...] = ()  # for every category
+    _matchers: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def ids(self) -> tuple[str, ...]:
@@ -43,74 +69,172 @@ class Policy:
                 return c
         raise PolicyError(f"{self.source}: no category {category_id!r} (known: {', '.join(self.ids)})")
 
+    @property
+    def has_terms(self) -> bool:
+        return bool(self.exceptions) or any(c.exceptions or c.always for c in self.categories)
+
+    def matches(self, tokens: tuple[str, ...]) -> tuple[dict[str, str], dict[str, str]]:
+        """The exception and always-flag phrases found in a sentence's normalised tokens: two maps of category ->
+        the phrase as written in the policy (the first one that matched)."""
+        if not self._matchers:
+            self._matchers.update(_build_matchers(self))
+        excepted, forced = {}, {}
+        for kind, out in (("exceptions", excepted), ("always", forced)):
+            index = self._matchers[kind]
+            for i, token in enumerate(tokens):
+                for phrase, words, categories in index.get(token, ()):
+                    if tokens[i : i + len(words)] == words:
+                        for c in categories:
+                            out.setdefault(c, phrase)
+        return excepted, forced
+
+
+def _build_matchers(policy: Policy) -> dict[str, dict[str, list]]:
+    """First token -> [(phrase, tokens, categories)], for exceptions and for always-flag terms."""
+    index: dict[str, dict[str, list]] = {"exceptions": {}, "always": {}}
+    entries = [("exceptions", p, policy.ids) for p in policy.exceptions]
+    for c in policy.categories:
+        entries += [("exceptions", p, (c.id,)) for p in c.exceptions] + [("always", p, (c.id,)) for p in c.always]
+    for kind, phrase, categories in entries:
+        words = phrase_tokens(phrase)
+        if words:
+            index[kind].setdefault(words[0], []).append((phrase, words, categories))
+    return index
+
 
 def default_policy_text() -> str:
     """The TOML of the policy that ships with the package."""
     return resources.files("moderation").joinpath("policies/default.toml").read_text(encoding="utf-8")
 
 
-def load_policy(path: Path | None = None) -> Policy:
-    """Read a policy file, or the default policy when `path` is None."""
-    if path is None:
-        return parse_policy(default_policy_text(), "<default policy>")
+def read_policy_text(path: Path) -> str:
     try:
-        raw = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise PolicyError(f"{path}: policy file not found") from None
     except IsADirectoryError:
         raise PolicyError(f"{path}: is a directory, expected a policy TOML file") from None
     except (OSError, UnicodeDecodeError) as e:
         raise PolicyError(f"{path}: cannot read policy: {e}") from None
-    return parse_policy(raw, str(path))
+
+
+def load_policy(path: Path | None = None) -> Policy:
+    """Read a policy file, or the default policy when `path` is None."""
+    if path is None:
+        return parse_policy(default_policy_text(), "<default policy>")
+    return parse_policy(read_policy_text(path), str(path))
 
 
 def parse_policy(raw: str, source: str) -> Policy:
-    """Parse and validate policy TOML; every problem names the file, the line and the key."""
+    """Parse and validate policy TOML; the error names the file, the line and the key of the first problem."""
+    policy, problems = check_policy(raw, source)
+    if problems:
+        first = problems[0]
+        more = f" (and {len(problems) - 1} more: run `moderation policy check {source}`)" if len(problems) > 1 else ""
+        raise PolicyError(f"{source}:{first.line}: {first.message}{more}")
+    assert policy is not None
+    return policy
+
+
+def check_policy(
+    raw: str, source: str, model_categories: Iterable[str] | None = None
+) -> tuple[Policy | None, list[Problem]]:
+    """Every problem of a policy, each with its line, and the policy itself when it has none that prevent reading it.
+
+    With `model_categories`, a category the model does not know is a problem too.
+    """
     try:
         doc = tomllib.loads(raw)
     except tomllib.TOMLDecodeError as e:
-        raise PolicyError(f"{source}: invalid TOML: {e}") from None
+        line = re.search(r"line (\d+)", str(e))
+        return None, [Problem(int(line.group(1)) if line else 1, f"invalid TOML: {e}")]
+    problems: list[Problem] = []
 
-    def fail(message: str, key: str, table: str | None = None) -> PolicyError:
-        return PolicyError(f"{source}:{_line_of(raw, key, table)}: {message}")
+    def problem(message: str, key: str, table: str | None = None) -> None:
+        problems.append(Problem(_line_of(raw, key, table), message))
 
     for key in doc:
         if key not in _TOP_KEYS:
-            raise fail(f"unknown key {key!r} (expected one of: {', '.join(sorted(_TOP_KEYS))})", key)
+            problem(f"unknown key {key!r} (expected one of: {', '.join(sorted(_TOP_KEYS))})", key)
     name = doc.get("name", Path(source).stem)
     if not isinstance(name, str):
-        raise fail("'name' must be a string", "name")
+        problem("'name' must be a string", "name")
+        name = Path(source).stem
+    languages = _string_list(doc.get("languages", ["en"]), "languages", None, problem)
+    for lang in languages:
+        if not _LANG.fullmatch(lang):
+            problem(f'language {lang!r} must be an ISO 639 code such as "en"', "languages")
+    global_exceptions = _phrases(doc.get("exceptions", []), "exceptions", None, problem)
     tables = doc.get("categories")
     if not isinstance(tables, dict) or not tables:
-        raise PolicyError(f"{source}: the policy defines no [categories.<id>] table")
+        problems.append(Problem(1, "the policy defines no [categories.<id>] table"))
+        tables = {}
     categories = []
+    known = set(model_categories) if model_categories is not None else None
     for cid, table in tables.items():
         where = f"categories.{cid}"
         if not _ID.fullmatch(cid):
-            raise fail(f"category id {cid!r} must be lower case letters, digits or '_'", cid)
+            problem(f"category id {cid!r} must be lower case letters, digits or '_'", cid)
         if not isinstance(table, dict):
-            raise fail(f"[{where}] must be a table", cid)
+            problem(f"[{where}] must be a table", cid)
+            continue
+        if known is not None and cid not in known:
+            problem(f"[{where}] the model has no category {cid!r} (it knows: {', '.join(sorted(known))})", cid)
         for key in table:
             if key not in _CATEGORY_KEYS:
-                expected = ", ".join(sorted(_CATEGORY_KEYS))
-                raise fail(f"[{where}] unknown key {key!r} (expected one of: {expected})", key, where)
+                problem(f"[{where}] unknown key {key!r} (expected one of: {', '.join(sorted(_CATEGORY_KEYS))})",
+                        key, where)  # fmt: skip
         for key in ("title", "rule"):
             if not isinstance(table.get(key), str) or not table[key].strip():
-                raise fail(f"[{where}] needs a non-empty string {key!r}", key if key in table else cid, where)
-        threshold = table.get("threshold", AUTO)
-        if threshold == AUTO:
-            threshold = None
-        elif not _is_probability(threshold):
-            raise fail(f'[{where}] threshold must be a number in 0-1 or "auto", not {threshold!r}', "threshold", where)
-        target = table.get("target_precision")
-        if target is not None and not _is_probability(target):
-            raise fail(f"[{where}] target_precision must be a number in 0-1, not {target!r}", "target_precision", where)
-        categories.append(Category(cid, table["title"].strip(), " ".join(table["rule"].split()), threshold, target))
-    return Policy(name, tuple(categories), source)
+                problem(f"[{where}] needs a non-empty string {key!r}", key if key in table else cid, where)
+        threshold = _probability(table, "threshold", where, problem, auto=True)
+        review = _probability(table, "review_threshold", where, problem, auto=True)
+        target = _probability(table, "target_precision", where, problem, auto=False)
+        if threshold is not None and review is not None and review > threshold:
+            problem(f"[{where}] review_threshold {review} is above threshold {threshold}", "review_threshold", where)
+        categories.append(
+            Category(
+                cid,
+                str(table.get("title", cid)).strip(),
+                " ".join(str(table.get("rule", "")).split()),
+                threshold,
+                target,
+                review,
+                _phrases(table.get("exceptions", []), "exceptions", where, problem),
+                _phrases(table.get("always", []), "always", where, problem),
+            )
+        )
+    problems.sort(key=lambda p: p.line)
+    if problems and not categories:
+        return None, problems
+    return Policy(name, tuple(categories), source, tuple(languages), global_exceptions), problems
 
 
-def _is_probability(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and 0.0 <= value <= 1.0
+def _probability(table: dict, key: str, where: str, problem, auto: bool) -> float | None:
+    value = table.get(key, AUTO if auto else None)
+    if value is None or (auto and value == AUTO):
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0.0 <= value <= 1.0:
+        return float(value)
+    allowed = ' or "auto"' if auto else ""
+    problem(f"[{where}] {key} must be a number in 0-1{allowed}, not {value!r}", key, where)
+    return None
+
+
+def _string_list(value: object, key: str, where: str | None, problem) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        problem(f"{f'[{where}] ' if where else ''}{key!r} must be a list of strings", key, where)
+        return ()
+    return tuple(value)
+
+
+def _phrases(value: object, key: str, where: str | None, problem) -> tuple[str, ...]:
+    phrases = _string_list(value, key, where, problem)
+    for phrase in phrases:
+        if not phrase_tokens(phrase):
+            prefix = f"[{where}] " if where else ""
+            problem(f"{prefix}{key} entry {phrase!r} can never match: it has no letters or digits", key, where)
+    return tuple(p for p in phrases if phrase_tokens(p))
 
 
 def _line_of(raw: str, key: str, table: str | None) -> int:
@@ -124,4 +248,43 @@ def _line_of(raw: str, key: str, table: str | None) -> int:
     for i in range(start, len(lines)):
         if pattern.match(lines[i]):
             return i + 1
+        if table is not None and i > start and lines[i].lstrip().startswith("["):
+            break  # the next table: the key is not in this one
     return start or 1
+
+
+def review_thresholds(policy: Policy, flag: dict[str, float]) -> dict[str, float]:
+    """Where each category's review band starts: the policy's review_threshold, else a share of the flag threshold
+    in force; never above it."""
+    out = {}
+    for c in policy.categories:
+        r = c.review_threshold if c.review_threshold is not None else round(flag[c.id] * AUTO_REVIEW_SHARE, 4)
+        out[c.id] = min(r, flag[c.id])
+    return out
+
+
+def policy_toml(policy: Policy, model_thresholds: dict[str, float] | None = None) -> str:
+    """The effective policy as TOML, every default written out (and the model's thresholds as comments)."""
+
+    def q(s: str) -> str:
+        return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    def arr(xs: Iterable[str]) -> str:
+        return "[" + ", ".join(q(x) for x in xs) + "]"
+
+    out = [f"name = {q(policy.name)}", f"languages = {arr(policy.languages)}", f"exceptions = {arr(policy.exceptions)}"]
+    for c in policy.categories:
+        auto = f"  # the model's: {model_thresholds[c.id]}" if model_thresholds and c.id in model_thresholds else ""
+        out += [
+            "",
+            f"[categories.{c.id}]",
+            f"title = {q(c.title)}",
+            f"rule = {q(c.rule)}",
+            f"threshold = {c.threshold if c.threshold is not None else q(AUTO)}{auto if c.threshold is None else ''}",
+            f"review_threshold = {c.review_threshold if c.review_threshold is not None else q(AUTO)}"
+            + ("" if c.review_threshold is not None else f"  # {AUTO_REVIEW_SHARE:g} x threshold"),
+        ]
+        if c.target_precision is not None:
+            out.append(f"target_precision = {c.target_precision}")
+        out += [f"exceptions = {arr(c.exceptions)}", f"always = {arr(c.always)}"]
+    return "\n".join(out) + "\n"

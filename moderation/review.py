@@ -27,7 +27,7 @@ SCHEMA_VERSION = 1
 LEASE_SECONDS = 600
 BUSY_TIMEOUT_MS = 5000
 ORDERS = ("uncertainty", "score", "oldest")
-REASONS = ("flagged", "uncertain", "audit")
+REASONS = ("flagged", "review", "audit")
 
 
 class ReviewError(ModerationError):
@@ -84,12 +84,19 @@ def queue_item(
     thresholds: dict[str, float],
     low: float | None,
     explain: Callable[[str], dict[str, list[tuple[str, float]]]],
+    audit: bool = False,
 ) -> QueueItem | None:
-    """The queue entry for a scored sentence: flagged ones, and with `low` those whose top score is at least `low`."""
-    if s.flagged:
+    """The queue entry for a scored sentence, or None: flagged sentences; those in the review band (or, with
+    `low`, whose top score is at least `low` instead); and any sentence sampled for audit."""
+    top = max(s.scores, key=s.scores.__getitem__) if s.scores else None
+    if audit:
+        reason, cats = "audit", s.flagged or ((top,) if top else ())
+    elif s.flagged:
         reason, cats = "flagged", s.flagged
-    elif low is not None and s.scores and max(s.scores.values()) >= low:
-        reason, cats = "uncertain", (max(s.scores, key=s.scores.__getitem__),)
+    elif low is None and s.review:
+        reason, cats = "review", s.review
+    elif low is not None and top is not None and s.scores[top] >= low and not s.unsupported:
+        reason, cats = "review", s.review or (top,)
     else:
         return None
     terms = s.terms if s.terms is not None else explain(s.text)
@@ -97,6 +104,30 @@ def queue_item(
         s.source, s.doc_id, s.index, s.start, s.end, s.line, s.col, s.text, before, after, model_version,
         dict(s.scores), dict(thresholds), tuple(s.flagged), {c: list(terms.get(c, [])) for c in cats}, reason,
     )  # fmt: skip
+
+
+def audit_pick(s: SentenceScore, flag: dict[str, float], rate: float, seed: int) -> bool:
+    """Whether to sample `s` for audit: only sentences the model was confident about, either way (nothing flagged or
+    in the review band; or a flag far above its threshold), each with probability `rate`. The draw is a hash of the
+    seed and the sentence's place, so the same input and seed give the same sample in any order or process."""
+    if rate <= 0 or s.unsupported or s.forced:
+        return False
+    confident_low = not s.flagged and not s.review
+    confident_high = any(s.scores[c] >= (1 + flag[c]) / 2 for c in s.flagged)
+    if not (confident_low or confident_high):
+        return False
+    key = f"{seed}\0{s.source}\0{s.doc_id}\0{s.start}\0{s.text}".encode()
+    return int.from_bytes(hashlib.sha256(key).digest()[:8], "big") / 2**64 < rate
+
+
+def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float, float]:
+    """A proportion and its Wilson score interval (95% by default): sound for small samples and for 0 or n."""
+    if n == 0:
+        return float("nan"), 0.0, 1.0
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / (1 + z * z / n)
+    return p, max(0.0, centre - half), min(1.0, centre + half)
 
 
 def _now() -> str:
@@ -126,7 +157,7 @@ def _m1_initial(db: sqlite3.Connection) -> None:
             thresholds TEXT NOT NULL,           -- JSON: category -> threshold used
             flagged TEXT NOT NULL,              -- JSON list
             terms TEXT NOT NULL,                -- JSON: category -> [[term, weight], ...]
-            reason TEXT NOT NULL,               -- flagged | uncertain | audit
+            reason TEXT NOT NULL,               -- flagged | review | audit
             top_score REAL NOT NULL,
             margin REAL NOT NULL,               -- smallest |score - threshold|: how unsure the model was
             enqueued_at TEXT NOT NULL,
@@ -405,12 +436,20 @@ class ReviewStore:
             final = set(json.loads(row["labels"]))
             for c in json.loads(row["flagged"]):
                 confirmed[c].append(c in final)
+        audit_low, audit_high = [0, 0], [0, 0]  # [violations or confirmed flags, decided]
+        for row in self.db.execute("SELECT flagged, labels FROM items WHERE reason = 'audit' AND status = 'decided'"):
+            flagged, final = set(json.loads(row["flagged"])), set(json.loads(row["labels"]))
+            bucket = audit_high if flagged else audit_low
+            bucket[0] += bool(final & flagged) if flagged else bool(final)
+            bucket[1] += 1
         return ReviewStats(
             pending=dict(sorted(pending.items())),
             decisions_per_reviewer=dict(per_reviewer.most_common()),
             wait_median_s=statistics.median(waits) if waits else None,
             wait_p90_s=_percentile(waits, 0.9) if waits else None,
             confirmed_share={c: (sum(v) / len(v), len(v)) for c, v in sorted(confirmed.items())},
+            audit_missed=(*wilson(*audit_low), audit_low[1]),
+            audit_precision=(*wilson(*audit_high), audit_high[1]),
         )
 
 
@@ -421,6 +460,10 @@ class ReviewStats:
     wait_median_s: float | None  # from enqueued to first decision
     wait_p90_s: float | None
     confirmed_share: dict[str, tuple[float, int]]  # category -> (share of its flags confirmed, decided flags)
+    # From reviewed audit items, (estimate, 95% low, 95% high, sample size): the share of confidently unflagged
+    # sentences that were violations after all, and the share of confident flags that reviewers confirmed.
+    audit_missed: tuple[float, float, float, int] = (float("nan"), 0.0, 1.0, 0)
+    audit_precision: tuple[float, float, float, int] = (float("nan"), 0.0, 1.0, 0)
 
 
 class _Transaction:

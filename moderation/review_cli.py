@@ -195,6 +195,10 @@ def review_stats(db: DbOption = DEFAULT_DB) -> None:
         typer.echo("decisions by reviewer:")
         for who, n in s.decisions_per_reviewer.items() or [("(none)", 0)]:
             typer.echo(f"  {printable(who):<16} {n:>6}")
+        for title, (est, lo, hi, n) in (("missed violations among confident negatives", s.audit_missed),
+                                        ("precision of confident flags", s.audit_precision)):  # fmt: skip
+            if n:
+                typer.echo(f"audit: {title}: {100 * est:.1f}% (95% CI {100 * lo:.1f}-{100 * hi:.1f}%, n={n})")
         if s.wait_median_s is not None:
             typer.echo(f"wait before a decision: median {_duration(s.wait_median_s)}, "
                        f"90th percentile {_duration(s.wait_p90_s)}")  # fmt: skip

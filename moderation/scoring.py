@@ -1,20 +1,30 @@
-"""Scoring documents: sentences in, one score per category and the flags out, in batches."""
+"""Scoring documents: sentences in, one score per category, the flags and the review band out, in batches.
+
+The model's scores are turned into outcomes by the policy: a category is flagged at or above its threshold and
+marked for review between its review threshold and its threshold; an exception phrase removes both, an
+always-flag phrase forces the flag; text in a language the model does not support gets neither.
+"""
 
 from __future__ import annotations
 
+import itertools
+import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .inputs import Document
+from .language import UNSURE, Detected, LanguageGuard
 from .model import Model, explain
-from .text import iter_sentences
+from .policy import Policy, review_thresholds
+from .text import Sentence, iter_sentences, normalize
 
 BATCH_SENTENCES = 512
+_WORD = re.compile(r"\w+")
 
 
 @dataclass(frozen=True, slots=True)
 class SentenceScore:
-    """A sentence of a document, its score in each category and the categories it is flagged in."""
+    """A sentence of a document, its score in each category and what the policy makes of them."""
 
     source: str
     doc_id: str | None
@@ -27,45 +37,100 @@ class SentenceScore:
     scores: dict[str, float]
     flagged: tuple[str, ...]
     terms: dict[str, list[tuple[str, float]]] | None = None
+    review: tuple[str, ...] = ()  # categories in the review band
+    suppressed: dict[str, str] = field(default_factory=dict)  # category -> the exception that removed its flag
+    forced: dict[str, str] = field(default_factory=dict)  # category -> the always-flag term that set it
+    lang: str | None = None
+    unsupported: bool = False  # in a language the policy says the model cannot judge
+
+
+@dataclass(frozen=True)
+class Rules:
+    """What turns scores into outcomes: thresholds, the policy's phrases, and the language guard."""
+
+    policy: Policy
+    flag: dict[str, float]
+    review: dict[str, float]
+    guard: LanguageGuard | None
+
+    @classmethod
+    def of(cls, policy: Policy, model: Model, threshold: float | None = None, guard: bool = True) -> Rules:
+        flag = model.thresholds(policy, threshold)
+        lang_guard = LanguageGuard(policy.languages) if guard and policy.languages else None
+        return cls(policy, flag, review_thresholds(policy, flag), lang_guard)
+
+    def outcome(self, text: str, scores: dict[str, float], lang: str | None):
+        """(flagged, review, suppressed, forced, unsupported) for one scored sentence."""
+        unsupported = self.guard is not None and self.guard.unsupported(lang)
+        if unsupported:
+            flagged, review = [], []
+        else:
+            flagged = [c for c, t in self.flag.items() if scores[c] >= t]
+            review = [c for c, t in self.review.items() if t <= scores[c] < self.flag[c]]
+        suppressed, forced = {}, {}
+        if self.policy.has_terms:
+            excepted, forced = self.policy.matches(tuple(_WORD.findall(normalize(text))))
+            for c, phrase in excepted.items():
+                if c in forced:
+                    continue  # an always-flag term wins over an exception
+                if c in flagged:
+                    suppressed[c] = phrase
+                flagged = [x for x in flagged if x != c]
+                review = [x for x in review if x != c]
+            for c in forced:
+                if c not in flagged:
+                    flagged.append(c)
+                review = [x for x in review if x != c]
+            order = {c: i for i, c in enumerate(self.flag)}
+            flagged.sort(key=order.__getitem__)
+        return tuple(flagged), tuple(review), suppressed, forced, unsupported
 
 
 def score_documents(
     documents: Iterable[Document],
     model: Model,
-    thresholds: dict[str, float],
+    rules: Rules,
     *,
     with_terms: bool = False,
     batch_size: int = BATCH_SENTENCES,
 ) -> Iterator[SentenceScore]:
     """Score every sentence of every document, in document order, a batch of sentences at a time."""
-    columns = [model.categories.index(c) for c in thresholds]
-    batch: list[tuple[Document, int, object]] = []
+    cats = list(rules.flag)
+    columns = [model.categories.index(c) for c in cats]
+    batch: list[tuple[Document, int, Sentence, Detected]] = []
 
     def flush() -> Iterator[SentenceScore]:
-        proba = model.predict_proba([s.text for _, _, s in batch])
-        for (doc, index, s), row in zip(batch, proba, strict=True):
-            scores = {c: round(float(row[j]), 4) for c, j in zip(thresholds, columns, strict=True)}
-            flagged = tuple(c for c, t in thresholds.items() if scores[c] >= t)
+        proba = model.predict_proba([s.text for _, _, s, _ in batch])
+        for (doc, index, s, doc_lang), row in zip(batch, proba, strict=True):
+            scores = {c: round(float(row[j]), 4) for c, j in zip(cats, columns, strict=True)}
+            lang = rules.guard.sentence(s.text, doc_lang) if rules.guard else None
+            flagged, review, suppressed, forced, unsupported = rules.outcome(s.text, scores, lang)
             terms = None
             if with_terms and flagged:
                 terms = {c: ts for c, ts in explain(model, s.text).items() if c in flagged}
-            yield SentenceScore(
-                doc.source, doc.doc_id, index, s.start, s.end, s.line, s.col, s.text, scores, flagged, terms
-            )
+                for c, phrase in forced.items():
+                    terms[c] = [(f"always: {phrase}", 0.0), *terms.get(c, [])]
+            yield SentenceScore(doc.source, doc.doc_id, index, s.start, s.end, s.line, s.col, s.text, scores,
+                                flagged, terms, review, suppressed, forced, lang, unsupported)  # fmt: skip
         batch.clear()
 
     for doc in documents:
-        for index, sentence in enumerate(iter_sentences(doc.chunks)):
-            batch.append((doc, index, sentence))
+        chunks, doc_lang = doc.chunks, UNSURE
+        if rules.guard is not None:
+            first = next(chunks, "")
+            doc_lang = rules.guard.document(first)
+            chunks = itertools.chain((first,), chunks)
+        for index, sentence in enumerate(iter_sentences(chunks)):
+            batch.append((doc, index, sentence, doc_lang))
             if len(batch) >= batch_size:
                 yield from flush()
     if batch:
         yield from flush()
 
 
-def score_text(text: str, model: Model, thresholds: dict[str, float], source: str = "<text>") -> list[SentenceScore]:
+def score_text(text: str, model: Model, rules: Rules, source: str = "<text>") -> list[SentenceScore]:
     """Score one document held in memory."""
-    return list(score_documents([Document(source, None, iter((text,)))], model, thresholds))
+    return list(score_documents([Document(source, None, iter((text,)))], model, rules))
 
 
 def with_neighbours(scores: Iterable[SentenceScore]) -> Iterator[tuple[str, SentenceScore, str]]:

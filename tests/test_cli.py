@@ -123,3 +123,12 @@ def test_train_writes_a_version_and_promotes(small_data: Path, tmp_path: Path) -
 def test_every_command_has_help(command: list[str]) -> None:
     result = invoke(*command, "--help")
     assert result.exit_code == 0 and len(result.stdout) > 200
+
+
+def test_lines_input_makes_each_line_a_post(models_dir: Path, tmp_path: Path) -> None:
+    log = tmp_path / "chat.log"
+    log.write_bytes(b"first message no stop\r\nsecond one\r\n\r\nfourth. with two sentences\n")
+    result = invoke("score", str(log), "--input-format", "lines", "--model", str(models_dir), "-f", "jsonl")
+    got = [(r["doc_id"], r["index"], r["text"]) for r in map(json.loads, result.stdout.splitlines())]
+    assert got == [("1", 0, "first message no stop"), ("2", 0, "second one"), ("4", 0, "fourth."),
+                   ("4", 1, "with two sentences")]  # fmt: skip

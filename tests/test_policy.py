@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from moderation.errors import PolicyError
-from moderation.policy import default_policy_text, load_policy, parse_policy
+from moderation.policy import check_policy, default_policy_text, load_policy, parse_policy, review_thresholds
 
 
 def test_default_policy_has_the_four_categories_with_rules() -> None:
@@ -54,3 +54,65 @@ def test_missing_policy_file(tmp_path: Path) -> None:
 def test_unknown_category_lookup() -> None:
     with pytest.raises(PolicyError, match="no category 'spam'"):
         load_policy().category("spam")
+
+
+POLICY_WITH_TERMS = """
+exceptions = ["kill streak"]
+
+[categories.threat]
+title = "Threat"
+rule = "No threats."
+threshold = 0.5
+exceptions = ["in the game"]
+always = ["kneecap"]
+
+[categories.harassment]
+title = "Harassment"
+rule = "No abuse."
+threshold = 0.5
+exceptions = ["ass"]
+always = ["newslur"]
+"""
+
+
+def test_matching_is_on_whole_normalised_tokens() -> None:
+    policy = parse_policy(POLICY_WITH_TERMS, "p.toml")
+
+    def hits(text: str) -> tuple[dict, dict]:
+        from moderation.policy import phrase_tokens
+
+        return policy.matches(phrase_tokens(text))
+
+    assert hits("what a kill streak!") == ({"threat": "kill streak", "harassment": "kill streak"}, {})
+    assert hits("I'll k n e e c a p you") == ({}, {"threat": "kneecap"})  # obfuscation is folded first
+    assert hits("you N3WSLUR") == ({}, {"harassment": "newslur"})
+    assert hits("the class from Scunthorpe") == ({}, {})  # "ass" is not a token of either word
+    assert hits("kick his ass") == ({"harassment": "ass"}, {})
+    assert hits("kill the streak") == ({}, {})  # a phrase matches only as a whole
+
+
+@pytest.mark.parametrize(
+    ("toml", "expected"),
+    [
+        ('[categories.threat]\ntitle = "T"\nrule = "r"\nthreshold = 0.4\nreview_threshold = 0.6\n',
+         [(5, "review_threshold 0.6 is above threshold 0.4")]),
+        ('[categories.threat]\ntitle = "T"\nrule = "r"\nexceptions = ["!!!"]\n',
+         [(4, "can never match")]),
+        ('languages = ["english"]\n[categories.threat]\ntitle = "T"\nrule = "r"\n', [(1, "ISO 639 code")]),
+        ('[categories.spam]\ntitle = "S"\nrule = "r"\n', [(1, "the model has no category 'spam'")]),
+        ('[categories.threat]\ntitle = "T"\nrule = "r"\nthreshold = 2\ncolour = 1\n\n[categories.hate]\ntitle = "H"\n'
+         'rule = "r"\nreview_threshold = -1\n',
+         [(4, "threshold must be a number in 0-1"), (5, "unknown key 'colour'"), (10, "review_threshold must be")]),
+    ],
+)  # fmt: skip
+def test_check_reports_every_problem_with_its_line(toml: str, expected: list[tuple[int, str]]) -> None:
+    _, problems = check_policy(toml, "p.toml", ["threat", "incitement", "hate", "harassment"])
+    assert len(problems) == len(expected)
+    for problem, (line, words) in zip(problems, expected, strict=True):
+        assert problem.line == line and words in problem.message
+
+
+def test_review_thresholds_default_to_half_the_threshold() -> None:
+    policy = parse_policy('[categories.a]\ntitle = "A"\nrule = "r"\nthreshold = 0.6\n[categories.b]\ntitle = "B"\n'
+                          'rule = "r"\nreview_threshold = 0.9\n', "p.toml")  # fmt: skip
+    assert review_thresholds(policy, {"a": 0.6, "b": 0.3}) == {"a": 0.3, "b": 0.3}  # never above the threshold

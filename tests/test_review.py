@@ -132,12 +132,19 @@ def test_stats_match_a_hand_count(db: Path) -> None:
     assert s.wait_median_s is not None and s.wait_median_s >= 0
 
 
-def test_queue_item_picks_flagged_and_uncertain() -> None:
-    s = SentenceScore("d", None, 0, 0, 4, 1, 1, "text", {"threat": 0.3, "hate": 0.1}, ())
+def test_queue_item_takes_flagged_review_band_and_low_override() -> None:
+    t = {"threat": 0.5, "hate": 0.5}
     explain = lambda text: {"threat": [("x", 1.0)], "hate": [("y", 0.2)]}  # noqa: E731
-    assert queue_item("", s, "", "v", {"threat": 0.5, "hate": 0.5}, None, explain) is None
-    item = queue_item("", s, "", "v", {"threat": 0.5, "hate": 0.5}, 0.25, explain)
-    assert item.reason == "uncertain" and item.terms == {"threat": [("x", 1.0)]}
+    quiet = SentenceScore("d", None, 0, 0, 4, 1, 1, "text", {"threat": 0.3, "hate": 0.1}, ())
+    assert queue_item("", quiet, "", "v", t, None, explain) is None  # below the band, no override
+    item = queue_item("", quiet, "", "v", t, 0.25, explain)  # LOW overrides the band's lower edge
+    assert item.reason == "review" and item.terms == {"threat": [("x", 1.0)]}
+    assert queue_item("", quiet, "", "v", t, 0.35, explain) is None
+    band = SentenceScore("d", None, 0, 0, 4, 1, 1, "text", {"threat": 0.3, "hate": 0.1}, (), review=("threat",))
+    assert queue_item("", band, "", "v", t, None, explain).reason == "review"
+    flagged = SentenceScore("d", None, 0, 0, 4, 1, 1, "text", {"threat": 0.9, "hate": 0.1}, ("threat",))
+    assert queue_item("", flagged, "", "v", t, None, explain).reason == "flagged"
+    assert queue_item("", quiet, "", "v", t, None, explain, audit=True).reason == "audit"
 
 
 def review(db: Path, keys: str, *extra: str):

@@ -1,0 +1,61 @@
+"""The language guard: text the model was not trained on gets no flags instead of a confident wrong score.
+
+Language identification is CLD2 (through pycld2): its model is compiled into the package, nothing is downloaded,
+and it answers in microseconds, so a guard on every post costs little. It says when it is unsure, and then the
+text counts as supported: a short or mixed sentence is scored as usual.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pycld2
+
+#: Sentences shorter than this are judged by their document's language, not on their own.
+MIN_SENTENCE_CHARS = 40
+#: A document whose top language covers at least this share of its text is one language throughout.
+UNIFORM_PERCENT = 95
+#: Text past this many characters adds nothing to identifying a document's language.
+SAMPLE_CHARS = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class Detected:
+    code: str | None  # ISO 639-1 code, None when unsure
+    uniform: bool  # the whole text is that one language
+
+
+UNSURE = Detected(None, False)
+
+
+def detect(text: str) -> Detected:
+    """The language of `text` when CLD2 is confident, else UNSURE."""
+    try:
+        reliable, _, details = pycld2.detect(text[:SAMPLE_CHARS], bestEffort=False)
+    except pycld2.error:  # text CLD2 cannot read (e.g. lone surrogates): nothing to tell
+        return UNSURE
+    code, percent = details[0][1], details[0][2]
+    if not reliable or code in ("un", "xxx"):
+        return UNSURE
+    return Detected(code.split("-")[0], percent >= UNIFORM_PERCENT)
+
+
+class LanguageGuard:
+    """Decides, per document and per sentence, which language the text is in and whether the model supports it."""
+
+    def __init__(self, supported: tuple[str, ...]) -> None:
+        self.supported = frozenset(supported)
+
+    def document(self, text: str) -> Detected:
+        return detect(text)
+
+    def sentence(self, text: str, document: Detected) -> str | None:
+        """The sentence's language: its own when long enough to tell (unless its document is uniform), else the
+        document's, else None."""
+        if document.uniform or len(text) < MIN_SENTENCE_CHARS:
+            return document.code
+        own = detect(text)
+        return own.code if own.code is not None else document.code
+
+    def unsupported(self, lang: str | None) -> bool:
+        return lang is not None and lang not in self.supported

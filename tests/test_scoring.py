@@ -1,0 +1,166 @@
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from moderation.cli import app
+from moderation.language import LanguageGuard, detect
+from moderation.policy import parse_policy
+from moderation.review import ReviewStore, audit_pick, wilson
+from moderation.scoring import Rules, SentenceScore, with_neighbours
+
+from .test_policy import POLICY_WITH_TERMS
+
+PORTUGUESE = "Bati o ponto às oito e fui direto para a reunião com o chefe do departamento."
+
+
+@pytest.fixture
+def rules() -> Rules:
+    policy = parse_policy(POLICY_WITH_TERMS, "p.toml")
+    return Rules(policy, {"threat": 0.5, "harassment": 0.5}, {"threat": 0.3, "harassment": 0.3},
+                 LanguageGuard(policy.languages))  # fmt: skip
+
+
+def test_flag_and_review_band(rules: Rules) -> None:
+    flagged, review, suppressed, forced, unsupported = rules.outcome("hello there", {"threat": 0.6, "harassment": 0.4},
+                                                                     "en")  # fmt: skip
+    assert (flagged, review, suppressed, forced, unsupported) == (("threat",), ("harassment",), {}, {}, False)
+
+
+def test_an_exception_suppresses_only_its_own_category(rules: Rules) -> None:
+    scores = {"threat": 0.9, "harassment": 0.9}
+    flagged, _, suppressed, _, _ = rules.outcome("we got him in the game lol", scores, "en")
+    assert flagged == ("harassment",) and suppressed == {"threat": "in the game"}
+    flagged, _, suppressed, _, _ = rules.outcome("what a kill streak", scores, "en")  # global exception
+    assert flagged == () and suppressed == {"threat": "kill streak", "harassment": "kill streak"}
+    flagged, _, suppressed, _, _ = rules.outcome("first class ticket", scores, "en")
+    assert flagged == ("threat", "harassment") and suppressed == {}
+
+
+def test_an_always_term_fires_through_obfuscation_and_language(rules: Rules) -> None:
+    low = {"threat": 0.01, "harassment": 0.01}
+    flagged, _, _, forced, _ = rules.outcome("gonna kn33cap him", low, "en")
+    assert flagged == ("threat",) and forced == {"threat": "kneecap"}
+    flagged, _, _, _, unsupported = rules.outcome("vou te dar um kneecap", low, "pt")
+    assert unsupported and flagged == ("threat",)
+
+
+def test_unsupported_language_gets_no_flags(rules: Rules) -> None:
+    flagged, review, _, _, unsupported = rules.outcome(PORTUGUESE, {"threat": 0.99, "harassment": 0.4}, "pt")
+    assert unsupported and flagged == () and review == ()
+
+
+def test_language_detection_is_confident_or_silent() -> None:
+    assert detect(PORTUGUESE).code == "pt"
+    assert detect("I will see you at the meeting tomorrow after lunch, bring the report.").code == "en"
+    assert detect("lol ok").code is None  # too short to tell
+    guard = LanguageGuard(("en",))
+    doc = detect("The team met on Monday. Everyone agreed on the plan and the budget for next year.")
+    assert guard.sentence("ok then", doc) == "en"  # short: the document's language
+    mixed = detect(f"Thanks all, see you soon. {PORTUGUESE}")
+    assert guard.sentence(PORTUGUESE, mixed) == "pt"
+
+
+def test_score_cli_marks_unsupported_posts_and_review_band(models_dir: Path, tmp_path: Path) -> None:
+    posts = tmp_path / "posts.jsonl"
+    posts.write_text("\n".join(json.dumps({"id": i, "text": t}) for i, t in enumerate([
+        PORTUGUESE, "ok see you", "I will kill you tonight"])) + "\n")  # fmt: skip
+    result = CliRunner().invoke(app, ["score", str(posts), "--model", str(models_dir), "-f", "jsonl"])
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["lang"] for r in records] == ["pt", None, "en"]  # "ok see you" is too short to tell
+    assert records[0]["flagged"] == [] and records[0]["review"] == []
+    assert records[2]["flagged"] == ["threat"]
+    assert all(set(r) >= {"review", "suppressed", "lang"} for r in records)
+    table = CliRunner().invoke(app, ["score", str(posts), "--model", str(models_dir)])
+    assert "UNSUPPORTED language pt" in table.stdout and "in an unsupported language" in table.stdout
+    # A review-band sentence alone does not make the exit code 1.
+    band = CliRunner().invoke(app, ["score", "-", "--model", str(models_dir), "--threshold", "1.0"],
+                              input="I will kill you tonight\n")  # fmt: skip
+    assert band.exit_code == 0 and "REVIEW threat" in band.stdout
+
+
+def test_policy_round_trip_through_the_cli(models_dir: Path, tmp_path: Path) -> None:
+    policy = tmp_path / "mine.toml"
+    policy.write_text(POLICY_WITH_TERMS)
+    doc = tmp_path / "chat.txt"
+    doc.write_text("nice kill streak, I will kill you in the game.\n\nI'll k.n.e.e.c.a.p you.\n")
+    result = CliRunner().invoke(app, ["score", str(doc), "--model", str(models_dir), "--policy", str(policy),
+                                      "-f", "jsonl"])  # fmt: skip
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert records[0]["flagged"] == [] and set(records[0]["suppressed"]) <= {"threat", "harassment"}
+    assert records[1]["flagged"] == ["threat"]
+    assert result.exit_code == 1
+    explained = CliRunner().invoke(app, ["explain", "I'll k.n.e.e.c.a.p you", "--model", str(models_dir),
+                                         "--policy", str(policy)])  # fmt: skip
+    assert "(always: kneecap)" in explained.stdout
+    shown = CliRunner().invoke(app, ["policy", "show", "--policy", str(policy), "--model", str(models_dir)])
+    assert 'review_threshold = "auto"' in shown.stdout and 'always = ["kneecap"]' in shown.stdout
+    assert parse_policy(shown.stdout, "shown.toml").category("threat").always == ("kneecap",)  # it round-trips
+    checked = CliRunner().invoke(app, ["policy", "check", str(policy), "--model", str(models_dir)])
+    assert checked.exit_code == 0 and checked.stdout == f"{policy}: ok\n"
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[categories.threat]\ntitle = "T"\nrule = "r"\nthreshold = 7\nreview = 1\n')
+    checked = CliRunner().invoke(app, ["policy", "check", str(bad), "--model", str(models_dir)])
+    assert checked.exit_code == 2
+    assert checked.stderr.splitlines() == [
+        f'{bad}:4: [categories.threat] threshold must be a number in 0-1 or "auto", not 7',
+        f"{bad}:5: [categories.threat] unknown key 'review' (expected one of: always, exceptions, review_threshold, "
+        "rule, target_precision, threshold, title)",
+    ]
+
+
+def _score(text: str, scores: dict[str, float], flagged=(), review=(), start=0) -> SentenceScore:
+    return SentenceScore("src", None, 0, start, start + len(text), 1, 1, text, scores, tuple(flagged),
+                         review=tuple(review))  # fmt: skip
+
+
+def test_audit_sampling_is_seeded_and_only_takes_confident_sentences() -> None:
+    flag = {"threat": 0.5}
+    sure_no = [_score(f"calm sentence {i}", {"threat": 0.01}, start=i * 40) for i in range(2000)]
+    picked = [s.start for s in sure_no if audit_pick(s, flag, 0.1, seed=3)]
+    assert picked == [s.start for s in reversed(sure_no) if audit_pick(s, flag, 0.1, seed=3)][::-1]
+    assert 150 < len(picked) < 250
+    assert picked != [s.start for s in sure_no if audit_pick(s, flag, 0.1, seed=4)]
+    in_band = _score("x", {"threat": 0.4}, review=("threat",))
+    barely = _score("y", {"threat": 0.6}, flagged=("threat",))
+    very = _score("z", {"threat": 0.8}, flagged=("threat",))
+    assert not audit_pick(in_band, flag, 1.0, 0) and not audit_pick(barely, flag, 1.0, 0)
+    assert audit_pick(very, flag, 1.0, 0)  # 0.8 >= (1 + 0.5) / 2
+
+
+def test_audit_estimates_match_a_hand_computation(tmp_path: Path) -> None:
+    from moderation.review import queue_item
+
+    db = tmp_path / "audit.db"
+    explain = lambda text: {"threat": [("w", 1.0)]}  # noqa: E731
+    flag = {"threat": 0.5}
+    low = [_score(f"quiet {i}", {"threat": 0.01}, start=i * 20) for i in range(10)]
+    high = [_score(f"loud {i}", {"threat": 0.95}, flagged=("threat",), start=500 + i * 20) for i in range(4)]
+    with ReviewStore(db) as store:
+        store.enqueue([queue_item("", s, "", "v", flag, None, explain, audit=True) for s in low + high])
+        items = list(store.items())
+        # Of 10 confident negatives reviewers find 2 violations; of 4 confident flags they confirm 3.
+        for item in items[:10]:
+            store.decide(item.id, "r", "confirm" if item.text in ("quiet 3", "quiet 7") else "reject")
+        for item in items[10:]:
+            store.decide(item.id, "r", "reject" if item.text == "loud 0" else "confirm")
+        stats = store.stats()
+    missed, precision = stats.audit_missed, stats.audit_precision
+    assert missed[0] == 0.2 and missed[3] == 10 and precision[0] == 0.75 and precision[3] == 4
+    # Wilson 95% interval by hand for 2 of 10: centre (0.2 + 1.96^2/20) / (1 + 1.96^2/10).
+    z = 1.96
+    centre = (0.2 + z * z / 20) / (1 + z * z / 10)
+    half = z * math.sqrt(0.2 * 0.8 / 10 + z * z / 400) / (1 + z * z / 10)
+    assert missed[1] == pytest.approx(centre - half) and missed[2] == pytest.approx(centre + half)
+    assert wilson(0, 0)[1:] == (0.0, 1.0)
+
+
+def test_with_neighbours_stays_inside_a_document() -> None:
+    a = [SentenceScore("f", None, i, 0, 1, 1, 1, t, {}, ()) for i, t in enumerate(["a1", "a2"])]
+    b = [SentenceScore("f", "post2", 0, 0, 1, 1, 1, "b1", {}, ())]
+    got = [(before, s.text, after) for before, s, after in with_neighbours(a + b)]
+    assert got == [("", "a1", "a2"), ("a1", "a2", ""), ("", "b1", "")]
