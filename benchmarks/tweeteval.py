@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import f1_score
 
-from moderation.model import build_pipeline, positive_proba
+from moderation.training import build_pipeline, positive_proba
 
 # Macro-F1 x 100 on test, from shared/data/tweeteval/README.md (the TweetEval README's table).
 PUBLISHED = {

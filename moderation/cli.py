@@ -312,9 +312,9 @@ def train(
     Example: moderation train --data data/train.jsonl --out models --promote
     """
     from .data import load_labelled
-    from .model import train as train_model
     from .policy import load_policy
     from .registry import add_version, set_current
+    from .training import train as train_model
 
     with errors_to_exit():
         policy = load_policy(policy_path)

@@ -11,9 +11,10 @@ from pathlib import Path
 from .data import Example, LabelledSet, load_labelled
 from .errors import ModelError
 from .evaluation import Evaluation, evaluate
-from .model import Model, load_model, train
+from .model import Model, load_model
 from .policy import Policy
 from .registry import CURRENT, add_version, bundled_models_dir, resolve, set_current
+from .training import train
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from moderation.data import load_labelled
-from moderation.model import train
 from moderation.policy import load_policy
 from moderation.registry import add_version, set_current
+from moderation.training import train
 
 # Six sentences per category and twelve negatives: enough for 3-fold cross-validation, small enough to train in a
 # second. Written for these tests; the shipped model is trained on data/.

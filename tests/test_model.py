@@ -8,9 +8,10 @@ import pytest
 
 from moderation.data import load_labelled
 from moderation.errors import ModelError
-from moderation.model import MODEL_FILE, choose_threshold, explain, load_model, save_model, train
+from moderation.model import MODEL_FILE, explain, load_model, save_model
 from moderation.policy import load_policy
 from moderation.registry import resolve
+from moderation.training import choose_threshold, train
 
 
 def test_same_data_and_seed_give_the_same_card_and_predictions(small_data: Path) -> None:

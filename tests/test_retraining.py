@@ -9,10 +9,11 @@ from typer.testing import CliRunner
 
 from moderation.cli import app
 from moderation.data import Example, LabelledSet, load_labelled, write_labelled
-from moderation.model import load_model, train
+from moderation.model import load_model
 from moderation.policy import load_policy
 from moderation.registry import CURRENT, add_version, current_name, list_versions, resolve, set_current
 from moderation.retraining import retrain, split_reviewed
+from moderation.training import train
 
 from .conftest import write_jsonl
 

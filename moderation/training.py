@@ -1,0 +1,183 @@
+"""Training: the scikit-learn pipeline (normalisation, word and character n-grams, one logistic regression per
+category), cross-validation, and thresholds chosen on the held-out folds."""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+
+import joblib
+import numpy as np
+import scipy
+import sklearn
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import average_precision_score, brier_score_loss, precision_recall_fscore_support, roc_auc_score
+from sklearn.model_selection import KFold
+from sklearn.multiclass import OneVsRestClassifier
+from sklearn.pipeline import FeatureUnion, Pipeline
+from sklearn.preprocessing import FunctionTransformer
+
+from .data import LabelledSet, fingerprint
+from .errors import ModelError
+from .model import CARD_FORMAT, Model
+from .policy import Policy
+from .text import normalize_many
+
+
+def build_pipeline(c: float = 8.0, seed: int = 0) -> Pipeline:
+    """An untrained pipeline: raw sentences in, one probability per category out."""
+    # Character n-grams inside word boundaries carry what survives obfuscation that normalisation did not fold
+    # ("kil", "murd"); word n-grams carry context such as negation and "the process".
+    words = TfidfVectorizer(
+        analyzer="word", token_pattern=r"(?u)\b\w+\b", ngram_range=(1, 2), min_df=2, sublinear_tf=True,
+        lowercase=False, dtype=np.float32,
+    )  # fmt: skip
+    chars = TfidfVectorizer(
+        analyzer="char_wb", ngram_range=(2, 5), min_df=2, sublinear_tf=True, lowercase=False, dtype=np.float32
+    )
+    classifier = LogisticRegression(C=c, solver="liblinear", max_iter=1000, random_state=seed)
+    return Pipeline(
+        [
+            ("normalize", FunctionTransformer(normalize_many)),
+            ("features", FeatureUnion([("word", words), ("char", chars)])),
+            ("classify", OneVsRestClassifier(classifier)),
+        ]
+    )
+
+
+def positive_proba(pipeline: Pipeline, texts: Sequence[str]) -> np.ndarray:
+    """One probability column per category, also for a single category (which scikit-learn treats as binary and
+    answers with two columns, [P(no), P(yes)])."""
+    proba = pipeline.predict_proba(texts)
+    classifier = pipeline.named_steps["classify"]
+    if classifier.label_binarizer_.y_type_ == "binary":
+        return proba[:, 1:]
+    return proba
+
+
+# --- training --------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CategoryMetrics:
+    threshold: float
+    precision: float
+    recall: float
+    f1: float
+    roc_auc: float
+    pr_auc: float
+    brier: float
+    support: int
+
+
+def train(
+    data: LabelledSet,
+    policy: Policy,
+    *,
+    folds: int = 5,
+    seed: int = 0,
+    c: float = 8.0,
+    n_jobs: int = 1,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[Model, dict[str, CategoryMetrics]]:
+    """Cross-validate, choose thresholds on the held-out folds, then fit on everything."""
+    categories = policy.ids
+    texts = data.texts()
+    y = np.asarray(data.matrix(categories), dtype=np.int8)
+    for j, cat in enumerate(categories):
+        positives = int(y[:, j].sum())
+        if positives < folds or len(y) - positives < folds:
+            raise ModelError(
+                f"category {cat!r} has {positives} positive and {len(y) - positives} negative "
+                f"examples; training needs at least {folds} of each"
+            )
+    say = progress or (lambda _: None)
+    oof = np.zeros(y.shape, dtype=float)
+    splits = list(KFold(folds, shuffle=True, random_state=seed).split(texts))
+
+    def fit_fold(i: int) -> tuple[int, np.ndarray]:
+        train_idx, test_idx = splits[i]
+        pipe = build_pipeline(c, seed).fit([texts[k] for k in train_idx], y[train_idx])
+        return i, positive_proba(pipe, [texts[k] for k in test_idx])
+
+    results = joblib.Parallel(n_jobs=n_jobs, return_as="generator")(joblib.delayed(fit_fold)(i) for i in range(folds))
+    for done, (i, proba) in enumerate(results, 1):
+        oof[splits[i][1]] = proba
+        say(f"cross-validation fold {done}/{folds}")
+    metrics = {
+        cat: held_out_metrics(y[:, j], oof[:, j], policy.category(cat).target_precision)
+        for j, cat in enumerate(categories)
+    }
+    say("fitting on all data")
+    pipeline = build_pipeline(c, seed).fit(texts, y)
+    card = {
+        "format": CARD_FORMAT,
+        "version": "",
+        "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "categories": list(categories),
+        "thresholds": {cat: m.threshold for cat, m in metrics.items()},
+        "policy": policy.name,
+        "params": {"c": c, "seed": seed, "folds": folds},
+        "data": {
+            "sha256": fingerprint(data.examples),
+            "examples": len(texts),
+            "positives": {cat: int(y[:, j].sum()) for j, cat in enumerate(categories)},
+        },
+        "cv": {cat: _rounded(m) for cat, m in metrics.items()},
+        "libraries": library_versions(),
+    }
+    return Model(card, pipeline=pipeline), metrics
+
+
+def held_out_metrics(y: np.ndarray, p: np.ndarray, target_precision: float | None) -> CategoryMetrics:
+    """Metrics of one category on out-of-fold scores, at the threshold chosen from those same scores."""
+    threshold = choose_threshold(y, p, target_precision)
+    pred = p >= threshold
+    precision, recall, f1, _ = precision_recall_fscore_support(y, pred, average="binary", zero_division=0)
+    return CategoryMetrics(
+        threshold=threshold,
+        precision=float(precision),
+        recall=float(recall),
+        f1=float(f1),
+        roc_auc=float(roc_auc_score(y, p)),
+        pr_auc=float(average_precision_score(y, p)),
+        brier=float(brier_score_loss(y, p)),
+        support=int(y.sum()),
+    )
+
+
+def choose_threshold(y: np.ndarray, p: np.ndarray, target_precision: float | None = None) -> float:
+    """The threshold with the best F1, or the lowest whose precision reaches `target_precision`."""
+    order = np.argsort(-p, kind="stable")
+    ps, ys = p[order], y[order]
+    tp = np.cumsum(ys)
+    flagged = np.arange(1, len(ys) + 1)
+    # Only thresholds between distinct scores are real choices.
+    last = np.r_[ps[1:] != ps[:-1], True]
+    tp, flagged, ps = tp[last], flagged[last], ps[last]
+    precision = tp / flagged
+    recall = tp / max(int(ys.sum()), 1)
+    if target_precision is not None:
+        ok = np.flatnonzero(precision >= target_precision)
+        if ok.size:
+            return round(float(ps[ok[-1]]), 4)
+    f1 = np.where(tp > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0)
+    # Ties go to the higher threshold: fewer flags for the same F1.
+    return round(float(ps[int(np.argmax(f1))]), 4)
+
+
+def _rounded(m: CategoryMetrics) -> dict:
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(m).items()}
+
+
+def library_versions() -> dict[str, str]:
+    return {
+        "python": platform.python_version(),
+        "scikit-learn": sklearn.__version__,
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "joblib": joblib.__version__,
+    }
