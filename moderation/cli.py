@@ -19,6 +19,7 @@ from .errors import ModerationError
 EXIT_FLAGGED = 1
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
 
 EXIT_CODES_HELP = "Exit codes: 0 nothing flagged, 1 something flagged, 2 usage or input error, 130 interrupted."
 
@@ -38,11 +39,16 @@ app.add_typer(policy_app, name="policy")
 
 
 def warn(message: str) -> None:
-    typer.echo(f"moderation: warning: {message}", err=True)
+    from .output import printable
+
+    typer.echo(f"moderation: warning: {printable(message)}", err=True)
 
 
 def fail(message: str, code: int = EXIT_ERROR) -> typer.Exit:
-    typer.echo(f"moderation: error: {message}", err=True)
+    """One line on stderr (input quoted in the message cannot drive the terminal) and the exit to raise."""
+    from .output import printable
+
+    typer.echo(f"moderation: error: {printable(message)}", err=True)
     return typer.Exit(code)
 
 
@@ -56,8 +62,9 @@ def errors_to_exit() -> Iterator[None]:
     except KeyboardInterrupt:
         raise fail("interrupted", EXIT_INTERRUPTED) from None
     except BrokenPipeError:
+        # The reader went away (`| head -1`): nothing to say to anyone; exit as a process killed by SIGPIPE would.
         _silence_stdout()
-        raise typer.Exit(EXIT_ERROR) from None
+        raise typer.Exit(EXIT_BROKEN_PIPE) from None
 
 
 def _silence_stdout() -> None:
@@ -76,6 +83,11 @@ class OutputFormat(StrEnum):
     jsonl = "jsonl"
     json = "json"
     csv = "csv"
+
+
+class OnError(StrEnum):
+    stop = "stop"
+    skip = "skip"
 
 
 class InputFormat(StrEnum):
@@ -147,7 +159,19 @@ def score(
     ] = InputFormat.auto,
     text_field: Annotated[str, typer.Option("--text-field", help="JSON Lines: field with the text.")] = "text",
     id_field: Annotated[str, typer.Option("--id-field", help="JSON Lines: field with the post id.")] = "id",
-    strict: Annotated[bool, typer.Option("--strict", help="Invalid UTF-8 is an error instead of a warning.")] = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Text that is not valid UTF-8 is an error instead of a warning.")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Score files that look binary (NUL bytes) as text anyway.")
+    ] = False,
+    on_error: Annotated[
+        OnError,
+        typer.Option(
+            "--on-error",
+            help="A bad JSON Lines record: stop with an error, or skip it (each reported with path:line) and go on.",
+        ),
+    ] = OnError.stop,
     queue: Annotated[bool, typer.Option("--queue", help="Add flagged sentences to the review queue (--db).")] = False,
     queue_uncertain: Annotated[
         float | None,
@@ -172,6 +196,12 @@ def score(
         ),
     ] = 0.0,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the audit sample.")] = 0,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            "--jobs", "-j", help="Worker processes for the model (-1: one per core); output order is the same."
+        ),
+    ] = 1,
     no_language_guard: Annotated[
         bool, typer.Option("--no-language-guard", help="Score text in every language as if it were supported.")
     ] = False,
@@ -190,7 +220,7 @@ def score(
     """
     from .inputs import ReadOptions, check_sources, read_documents
     from .output import make_writer
-    from .scoring import Rules, score_documents, with_neighbours
+    from .scoring import Rules, score_batches
 
     if (queue_uncertain is not None or audit_rate) and not queue:
         raise fail("--queue-uncertain and --audit-rate need --queue")
@@ -198,22 +228,41 @@ def score(
         check_sources(paths)
         policy, model = _load(policy_path, model_path)
         rules = Rules.of(policy, model, threshold, guard=not no_language_guard)
-        options = ReadOptions(input_format.value, text_field, id_field, strict)
+        skipped = []
+
+        def skip(error: ModerationError) -> None:
+            skipped.append(error)
+            warn(f"skipped: {error}")
+
+        options = ReadOptions(input_format.value, text_field, id_field, strict, force,
+                              skip if on_error is OnError.skip else None)  # fmt: skip
         writer = make_writer(fmt.value, sys.stdout, policy.ids)
         documents = read_documents(paths, options, warn=warn)
-        scores = score_documents(documents, model, rules, with_terms=explain_terms)
+        if jobs == 0 or jobs < -1:
+            raise fail("--jobs must be a positive number of processes, or -1 for one per core")
+        batches = score_batches(documents, model, rules, with_terms=explain_terms, jobs=jobs)
         queue_to = _Enqueuer(db, model, rules, queue_uncertain, audit_rate, seed) if queue else None
+        progress = _Progress() if sys.stderr.isatty() else None
         try:
-            for before, s, after in with_neighbours(scores) if queue_to else ((None, s, None) for s in scores):
-                if s.flagged or not only_flagged or fmt is OutputFormat.table:
-                    writer.write(s)
+            for batch in batches:
+                writer.write_batch([s for s in batch if s.flagged or not only_flagged or fmt is OutputFormat.table])
                 if queue_to:
-                    queue_to.add(before, s, after)
-        finally:
+                    queue_to.add_batch(batch)
+                if progress:
+                    progress.advance(len(batch))
+        except BaseException:
+            writer.abort()  # what was written stays written; no summary or closing bracket pretends it finished
+            raise
+        else:
             writer.close()
+        finally:
+            if progress:
+                progress.close()
             if queue_to:
                 added = queue_to.close()
                 typer.echo(f"queued {added} new sentence(s) for review in {db}", err=True)
+        if skipped:
+            warn(f"skipped {len(skipped)} bad record(s)")
         if writer.flags:
             raise typer.Exit(EXIT_FLAGGED)
 
@@ -230,6 +279,18 @@ class _Enqueuer:
         self.explain = lambda text: explain_text(model, text)
         self.pending: list = []
         self.added = 0
+        self.last = None  # the latest sentence, waiting for the one after it
+        self.before = ""
+
+    def add_batch(self, batch: list) -> None:
+        # A sentence's context is the sentences before and after it in its document; the one after may be in the
+        # next batch, so the last sentence waits for it.
+        for s in batch:
+            if self.last is not None:
+                same = (self.last.source, self.last.doc_id) == (s.source, s.doc_id) and s.index == self.last.index + 1
+                self.add(self.before, self.last, s.text if same else "")
+                self.before = self.last.text if same else ""
+            self.last = s
 
     def add(self, before: str, s, after: str) -> None:
         from .review import audit_pick, queue_item
@@ -247,10 +308,37 @@ class _Enqueuer:
 
     def close(self) -> int:
         try:
+            if self.last is not None:
+                self.add(self.before, self.last, "")
             self.flush()
         finally:
             self.store.close()
         return self.added
+
+
+class _Progress:
+    """Sentences scored and sentences per second on stderr, redrawn at most twice a second (only on a terminal)."""
+
+    def __init__(self) -> None:
+        import time
+
+        self.clock = time.monotonic
+        self.start = self.shown = self.clock()
+        self.count = 0
+
+    def advance(self, n: int) -> None:
+        self.count += n
+        now = self.clock()
+        if now - self.shown >= 0.5:
+            self.shown = now
+            rate = self.count / max(now - self.start, 1e-9)
+            sys.stderr.write(f"\r{self.count:,} sentences, {rate:,.0f}/s ")
+            sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.shown != self.start:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
 
 
 @app.command()

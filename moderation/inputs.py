@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import codecs
 import json
+import os
+import select
+import stat
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -12,7 +15,9 @@ from typing import BinaryIO
 
 from .errors import InputError
 
+_JSON_TYPES = {int: "a number", float: "a number", bool: "true or false", list: "a list", dict: "an object"}
 CHUNK_BYTES = 1 << 16
+MAX_RECORD_BYTES = 10_000_000  # a JSON Lines record larger than this is refused (or skipped), never held whole
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 STDIN = "-"
 
@@ -24,6 +29,7 @@ class Document:
     source: str
     doc_id: str | None
     chunks: Iterator[str]
+    idle: Callable[[], bool] | None = None  # True when its input has nothing more to read right now
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +38,13 @@ class ReadOptions:
     text_field: str = "text"
     id_field: str = "id"
     strict: bool = False  # invalid UTF-8 is an error rather than replaced
+    force: bool = False  # read files that look binary as text
+    on_error: Callable[[InputError], None] | None = None  # a bad record: None raises, else this is told and it goes on
+
+    def problem(self, error: InputError) -> None:
+        if self.on_error is None:
+            raise error
+        self.on_error(error)
 
 
 def read_documents(
@@ -43,14 +56,34 @@ def read_documents(
         if fmt == "auto":
             fmt = "jsonl" if source.lower().endswith(JSONL_SUFFIXES) else "text"
         with _open(source) as raw:
+            idle = _idle_check(raw)
             if fmt == "jsonl":
-                yield from _jsonl_documents(raw, source, options)
+                yield from _jsonl_documents(raw, source, options, idle)
             elif fmt == "lines":
                 for number, line in _lines(_text_chunks(raw, source, options, warn)):
                     if line.strip():
-                        yield Document(source, str(number), iter((line,)))
+                        yield Document(source, str(number), iter((line,)), idle)
             else:
-                yield Document(source, None, _text_chunks(raw, source, options, warn))
+                yield Document(source, None, _text_chunks(raw, source, options, warn), idle)
+
+
+def _idle_check(raw) -> Callable[[], bool] | None:
+    """For a pipe or terminal: a check that nothing more can be read without waiting. None for regular files."""
+    try:
+        fd = raw.fileno()
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+    except (OSError, AttributeError, ValueError):
+        return None
+
+    def idle() -> bool:
+        # Bytes already in the reader's buffer are not seen here: at worst a batch is cut smaller than it could be.
+        try:
+            return not select.select([fd], [], [], 0)[0]
+        except (OSError, ValueError):
+            return False
+
+    return idle
 
 
 def _lines(chunks: Iterator[str]) -> Iterator[tuple[int, str]]:
@@ -119,6 +152,16 @@ def _text_chunks(raw: BinaryIO, source: str, options: ReadOptions, warn: Callabl
     read = getattr(raw, "read1", raw.read)
     block = read(CHUNK_BYTES)
     encoding, skip = _decoder_for(block)
+    if encoding == "utf-8" and not options.force:
+        nul = block.find(b"\0")
+        if nul >= 0:
+            raise InputError(f"{source}: looks binary (NUL byte at byte {nul}); pass --force to score it as text")
+        if _latin1(block[skip:]):
+            if options.strict:
+                raise InputError(f"{source}: not UTF-8 (--strict); it looks like Latin-1")
+            if warn:
+                warn(f"{source}: not UTF-8; reading it as Latin-1 (Windows-1252)")
+            encoding = "cp1252"
     block = block[skip:]
     decoder = codecs.getincrementaldecoder(encoding)()
     pos = skip  # stream offset of `block`
@@ -150,20 +193,55 @@ def _text_chunks(raw: BinaryIO, source: str, options: ReadOptions, warn: Callabl
         block = read(CHUNK_BYTES)
 
 
-def _jsonl_documents(raw: BinaryIO, source: str, options: ReadOptions) -> Iterator[Document]:
-    for number, line in enumerate(raw, 1):
+def _latin1(head: bytes) -> bool:
+    """Whether the first block is not UTF-8 but reads as Latin-1 text: it has bytes above 0x7F, none of them in a
+    valid UTF-8 sequence, and no C1 control codes that Windows-1252 leaves undefined."""
+    if head.isascii():
+        return False
+    try:
+        head.decode("utf-8")
+        return False
+    except UnicodeDecodeError as e:
+        if e.start >= len(head) - 3:  # a character cut by the block's end, not an error
+            return False
+        if len(head[: e.start].decode("utf-8")) != e.start:  # valid multi-byte UTF-8 before it: UTF-8 with a flaw
+            return False
+    try:
+        head.decode("cp1252")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _jsonl_documents(
+    raw: BinaryIO, source: str, options: ReadOptions, idle: Callable[[], bool] | None = None
+) -> Iterator[Document]:
+    number = 0
+    while True:
+        line = raw.readline(MAX_RECORD_BYTES + 1)
+        if not line:
+            return
+        number += 1
+        where = f"{source}:{number}"
+        if len(line) > MAX_RECORD_BYTES and not line.endswith(b"\n"):
+            while (rest := raw.readline(CHUNK_BYTES)) and not rest.endswith(b"\n"):
+                pass  # skip the rest of the record without holding it
+            options.problem(InputError(f"{where}: record larger than {MAX_RECORD_BYTES // 1_000_000} MB"))
+            continue
         if not line.strip():
             continue
-        where = f"{source}:{number}"
         try:
             post = json.loads(line)
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise InputError(f"{where}: invalid JSON: {getattr(e, 'msg', e)}") from None
+            options.problem(InputError(f"{where}: invalid JSON: {getattr(e, 'msg', e)}"))
+            continue
         if not isinstance(post, dict):
-            raise InputError(f"{where}: expected a JSON object with a {options.text_field!r} field")
+            options.problem(InputError(f"{where}: expected a JSON object with a {options.text_field!r} field"))
+            continue
         text = post.get(options.text_field)
         if not isinstance(text, str):
-            what = "missing" if text is None else f"a {type(text).__name__}, not a string"
-            raise InputError(f"{where}: field {options.text_field!r} is {what}")
+            what = "missing" if text is None else f"{_JSON_TYPES.get(type(text), 'not text')}, not a string"
+            options.problem(InputError(f"{where}: field {options.text_field!r} is {what}"))
+            continue
         doc_id = post.get(options.id_field)
-        yield Document(source, None if doc_id is None else str(doc_id), iter((text,)))
+        yield Document(source, None if doc_id is None else str(doc_id), iter((text,)), idle)

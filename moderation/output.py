@@ -5,6 +5,7 @@ Every writer streams: it writes each sentence as it comes and keeps only counts 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import re
@@ -81,16 +82,41 @@ class Writer:
         self.documents.add((s.source, s.doc_id))
         self._write(s)
 
+    def write_batch(self, batch: list[SentenceScore]) -> None:
+        """Write a batch and flush it, so output keeps pace with input that arrives slowly."""
+        for s in batch:
+            self.write(s)
+        self.flush()
+
     def _write(self, s: SentenceScore) -> None:
         raise NotImplementedError
 
-    def close(self) -> None:
+    def flush(self) -> None:
         self.stream.flush()
+
+    def close(self) -> None:
+        self.flush()
+
+    def abort(self) -> None:
+        """Stop after an error or an interrupt: keep what was written, add nothing that implies completion."""
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe has nothing left to keep
+            self.flush()
 
 
 class JsonlWriter(Writer):
+    def __init__(self, stream: TextIO, categories: tuple[str, ...]) -> None:
+        super().__init__(stream, categories)
+        self.pending: list[str] = []  # one write per batch: a write per line costs more than encoding it
+
     def _write(self, s: SentenceScore) -> None:
-        self.stream.write(json.dumps(record(s), ensure_ascii=False) + "\n")
+        self.pending.append(json.dumps(record(s), ensure_ascii=False))
+        self.pending.append("\n")
+
+    def flush(self) -> None:
+        if self.pending:
+            self.stream.write("".join(self.pending))
+            self.pending.clear()
+        super().flush()
 
 
 class JsonWriter(Writer):

@@ -7,14 +7,19 @@ always-flag phrase forces the flag; text in a language the model does not suppor
 
 from __future__ import annotations
 
+import collections
 import itertools
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import numpy as np
+
+from .errors import ModelError
 from .inputs import Document
 from .language import UNSURE, Detected, LanguageGuard
-from .model import Model, explain
+from .model import Model, explain, load_model
 from .policy import Policy, review_thresholds
 from .text import Sentence, iter_sentences, normalize
 
@@ -93,16 +98,38 @@ def score_documents(
     *,
     with_terms: bool = False,
     batch_size: int = BATCH_SENTENCES,
+    jobs: int = 1,
 ) -> Iterator[SentenceScore]:
-    """Score every sentence of every document, in document order, a batch of sentences at a time."""
+    """Score every sentence of every document, in document order."""
+    for batch in score_batches(documents, model, rules, with_terms=with_terms, batch_size=batch_size, jobs=jobs):
+        yield from batch
+
+
+def score_batches(
+    documents: Iterable[Document],
+    model: Model,
+    rules: Rules,
+    *,
+    with_terms: bool = False,
+    batch_size: int = BATCH_SENTENCES,
+    jobs: int = 1,
+) -> Iterator[list[SentenceScore]]:
+    """Score every sentence of every document, in document order, a batch of sentences at a time.
+
+    With `jobs` other than 1, the model runs in that many worker processes (-1: one per core), each loading the
+    model once; reading, splitting and the policy's decisions stay here, so the order of the results is the same.
+    """
+    batches = _batches(documents, rules, batch_size)
+    if jobs == 1:
+        scored = ((b, model.predict_proba([s.text for _, _, s, _ in b])) for b in batches)
+    else:
+        scored = _parallel(batches, model, jobs)
     cats = list(rules.flag)
     columns = [model.categories.index(c) for c in cats]
-    batch: list[tuple[Document, int, Sentence, Detected]] = []
-
-    def flush() -> Iterator[SentenceScore]:
-        proba = model.predict_proba([s.text for _, _, s, _ in batch])
-        for (doc, index, s, doc_lang), row in zip(batch, proba, strict=True):
-            scores = {c: round(float(row[j]), 4) for c, j in zip(cats, columns, strict=True)}
+    for batch, proba in scored:
+        out = []
+        for (doc, index, s, doc_lang), row in zip(batch, proba.tolist(), strict=True):
+            scores = {c: round(row[j], 4) for c, j in zip(cats, columns, strict=True)}
             lang = rules.guard.sentence(s.text, doc_lang) if rules.guard else None
             flagged, review, suppressed, forced, unsupported = rules.outcome(s.text, scores, lang)
             terms = None
@@ -110,10 +137,18 @@ def score_documents(
                 terms = {c: ts for c, ts in explain(model, s.text).items() if c in flagged}
                 for c, phrase in forced.items():
                     terms[c] = [(f"always: {phrase}", 0.0), *terms.get(c, [])]
-            yield SentenceScore(doc.source, doc.doc_id, index, s.start, s.end, s.line, s.col, s.text, scores,
-                                flagged, terms, review, suppressed, forced, lang, unsupported)  # fmt: skip
-        batch.clear()
+            out.append(SentenceScore(doc.source, doc.doc_id, index, s.start, s.end, s.line, s.col, s.text, scores,
+                                     flagged, terms, review, suppressed, forced, lang, unsupported))  # fmt: skip
+        yield out
 
+
+Batch = list[tuple[Document, int, Sentence, Detected]]
+
+
+def _batches(documents: Iterable[Document], rules: Rules, batch_size: int) -> Iterator[Batch]:
+    """Sentences in batches; a batch is cut early when its input has nothing more to read right now, so a pipe from
+    a growing log is scored as it grows."""
+    batch: Batch = []
     for doc in documents:
         chunks, doc_lang = doc.chunks, UNSURE
         if rules.guard is not None:
@@ -122,10 +157,42 @@ def score_documents(
             chunks = itertools.chain((first,), chunks)
         for index, sentence in enumerate(iter_sentences(chunks)):
             batch.append((doc, index, sentence, doc_lang))
-            if len(batch) >= batch_size:
-                yield from flush()
+            if len(batch) >= batch_size or (doc.idle is not None and doc.idle()):
+                yield batch
+                batch = []
+        if batch and doc.idle is not None and doc.idle():
+            yield batch
+            batch = []
     if batch:
-        yield from flush()
+        yield batch
+
+
+def _parallel(batches: Iterator[Batch], model: Model, jobs: int) -> Iterator[tuple[Batch, np.ndarray]]:
+    import joblib
+
+    if model.path is None:
+        raise ModelError("--jobs needs a model stored on disk (workers load it from there)")
+    in_flight: collections.deque[Batch] = collections.deque()
+
+    def tasks():
+        for b in batches:
+            in_flight.append(b)
+            yield joblib.delayed(_worker_proba)(str(model.path), [s.text for _, _, s, _ in b])
+
+    # Results come back in the order the tasks were made, so each pairs with the oldest batch still in flight.
+    for proba in joblib.Parallel(n_jobs=jobs, return_as="generator", pre_dispatch="2*n_jobs")(tasks()):
+        yield in_flight.popleft(), proba
+
+
+_WORKER_MODELS: dict[str, Model] = {}
+
+
+def _worker_proba(path: str, texts: list[str]) -> np.ndarray:
+    """In a worker process: the model's probabilities, the model loaded (and its hashes checked) once per process."""
+    model = _WORKER_MODELS.get(path)
+    if model is None:
+        model = _WORKER_MODELS[path] = load_model(Path(path))
+    return model.predict_proba(texts)
 
 
 def score_text(text: str, model: Model, rules: Rules, source: str = "<text>") -> list[SentenceScore]:

@@ -1,0 +1,148 @@
+"""Throughput, memory and start-up of `moderation score`, beside the closest peer built the same way.
+
+    pip install '.[bench]' && python benchmarks/throughput.py [--small-mb 10] [--big-mb 500] [--work DIR]
+
+Builds a corpus from this repository's own test split (sentences repeated and shuffled into paragraphs), then
+reports, side by side: end-to-end file -> JSON Lines with --jobs 1 and --jobs 2; segmentation alone; the model
+alone on pre-split sentences; alt-profanity-check's predict_prob on the same sentences; the cost of the language
+guard; peak RSS for a small and a big input; and cold start against a bare scikit-learn import. Every run is a
+real process; nothing here is a timed test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MODERATION = shutil.which("moderation", path=str(Path(sys.executable).parent)) or "moderation"
+
+
+def build_corpus(path: Path, megabytes: float, seed: int = 0) -> int:
+    """Write about `megabytes` of text made of the test split's sentences; returns the number of sentences."""
+    sentences = [json.loads(line)["text"].strip() for line in (ROOT / "data" / "test.jsonl").open(encoding="utf-8")]
+    sentences = [s if s[-1:] in ".!?" else s + "." for s in sentences if s]
+    rng = random.Random(seed)
+    target, written, count = int(megabytes * 1_000_000), 0, 0
+    with path.open("w", encoding="utf-8") as f:
+        while written < target:
+            paragraph = " ".join(rng.choice(sentences) for _ in range(rng.randint(1, 6))) + "\n\n"
+            f.write(paragraph)
+            written += len(paragraph.encode())
+            count += paragraph.count(". ") + 1  # an estimate; the real count comes from the output
+    return count
+
+
+def run(cmd: list[str], stdout=subprocess.DEVNULL) -> tuple[float, float, int]:
+    """Wall seconds, peak RSS in MB, and exit code of one process."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode not in (0, 1):
+        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.read().decode()[-500:]}")
+    return wall, usage.ru_maxrss / 1024, proc.returncode
+
+
+def count_lines(path: Path) -> int:
+    with path.open("rb") as f:
+        return sum(block.count(b"\n") for block in iter(lambda: f.read(1 << 20), b""))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--small-mb", type=float, default=10)
+    ap.add_argument("--big-mb", type=float, default=500, help="0 skips the big input")
+    ap.add_argument("--work", type=Path, help="directory for the corpora (default: a temporary one)")
+    args = ap.parse_args()
+    work = args.work or Path(tempfile.mkdtemp(prefix="moderation-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    small = work / "small.txt"
+    build_corpus(small, args.small_mb)
+    size_mb = small.stat().st_size / 1e6
+    out = work / "out.jsonl"
+    rows = []
+
+    def end_to_end(jobs: int, extra: list[str] = ()) -> tuple[float, float]:
+        with out.open("wb") as f:
+            wall, rss, _ = run([MODERATION, "score", str(small), "-f", "jsonl", "--jobs", str(jobs), *extra], f)
+        return wall, rss
+
+    wall1, rss_small = end_to_end(1)
+    n = count_lines(out)
+    rows.append(("end to end, --jobs 1", n / wall1, size_mb / wall1))
+    wall2, _ = end_to_end(2)
+    rows.append(("end to end, --jobs 2", n / wall2, size_mb / wall2))
+    wall_noguard, _ = end_to_end(1, ["--no-language-guard"])
+    rows.append(("end to end, --jobs 1, no language guard", n / wall_noguard, size_mb / wall_noguard))
+
+    # In-process parts, on the same text and the same sentences.
+    from moderation.model import load_model
+    from moderation.registry import bundled_models_dir, resolve
+    from moderation.text import split_sentences
+
+    text = small.read_text(encoding="utf-8")
+    start = time.perf_counter()
+    sentences = [s.text for s in split_sentences(text)]
+    seg = time.perf_counter() - start
+    rows.append(("segmentation alone", len(sentences) / seg, size_mb / seg))
+    model = load_model(resolve(bundled_models_dir()))
+    model.predict_proba(sentences[:100])  # warm up
+    start = time.perf_counter()
+    for i in range(0, len(sentences), 512):
+        model.predict_proba(sentences[i : i + 512])
+    alone = time.perf_counter() - start
+    rows.append(("model alone (pre-split, batches of 512)", len(sentences) / alone, size_mb / alone))
+    peer = None
+    try:
+        from profanity_check import predict_prob
+
+        predict_prob(sentences[:100])
+        start = time.perf_counter()
+        predict_prob(sentences)
+        peer = len(sentences) / (time.perf_counter() - start)
+        rows.append(("alt-profanity-check predict_prob (pre-split)", peer, size_mb * peer / len(sentences)))
+    except ImportError:
+        print("alt-profanity-check not installed: pip install '.[bench]' to compare with it", file=sys.stderr)
+
+    print(f"corpus: {size_mb:.1f} MB, {n:,} sentences ({work})\n")
+    print(f"{'what':<48} {'sentences/s':>12} {'MB/s':>7}")
+    for name, rate, mbs in rows:
+        print(f"{name:<48} {rate:>12,.0f} {mbs:>7.2f}")
+    print()
+    if peer:
+        print(f"end to end --jobs 1 / peer predict_prob: {rows[0][1] / peer:.2f}x (target >= 0.5x)")
+    print(f"--jobs 2 / --jobs 1: {wall1 / wall2:.2f}x (target >= 1.7x)")
+    print(f"language guard cost: {100 * (1 - wall_noguard / wall1):+.1f}% of time (target <= 15%)")
+
+    print(f"\npeak RSS, {size_mb:.0f} MB input: {rss_small:.0f} MB")
+    if args.big_mb:
+        big = work / "big.txt"
+        build_corpus(big, args.big_mb, seed=1)
+        wall, rss_big, _ = run([MODERATION, "score", str(big), "-f", "jsonl"])
+        big_mb = big.stat().st_size / 1e6
+        print(f"peak RSS, {big_mb:.0f} MB input: {rss_big:.0f} MB ({big_mb / wall:.2f} MB/s); ratio to the small "
+              f"input: {rss_big / rss_small:.2f} (target: within 10%, both below 300 MB)")  # fmt: skip
+        big.unlink()
+
+    one = work / "one.txt"
+    one.write_text("I will see you tomorrow.\n")
+    cold = statistics.median(run([MODERATION, "score", str(one), "-f", "jsonl"])[0] for _ in range(5))
+    bare = statistics.median(run([sys.executable, "-c", "import sklearn.linear_model, joblib"])[0] for _ in range(5))
+    print(f"cold start, one-line file: {cold:.2f} s; bare import of sklearn.linear_model and joblib: {bare:.2f} s; "
+          f"ratio {cold / bare:.2f} (target <= 1.3)")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,405 @@
+"""Hostile and broken input through the real CLI: one clear line on stderr, the documented exit code, no traceback,
+nothing lost or overwritten."""
+
+from __future__ import annotations
+
+import codecs
+import errno
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from moderation.cli import app
+from moderation.data import Example, load_labelled, write_labelled
+from moderation.errors import ModerationError
+from moderation.inputs import ReadOptions, read_documents
+from moderation.policy import check_policy
+from moderation.review import ReviewStore
+from moderation.text import split_sentences
+
+from .test_review import make_item
+
+
+def score(models_dir: Path, *args: str, input: str | bytes | None = None):
+    return CliRunner().invoke(app, ["score", *args, "--model", str(models_dir)], input=input, catch_exceptions=False)
+
+
+def one_error_line(result, *fragments: str) -> None:
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("moderation: error: ")
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr
+
+
+# --- text input -------------------------------------------------------------------------------------------------------
+
+
+def test_invalid_utf8_is_replaced_with_one_warning_or_refused_with_strict(models_dir: Path, tmp_path: Path) -> None:
+    path = tmp_path / "bad.txt"
+    path.write_bytes("naïve start. ".encode() + b"bad \xff byte. more \xfe here.\n")
+    result = score(models_dir, str(path), "-f", "jsonl")
+    assert result.exit_code in (0, 1)
+    assert result.stderr.count("\n") == 1 and "invalid utf-8 at byte 18; replaced with U+FFFD" in result.stderr
+    assert "\ufffd" in "".join(json.loads(line)["text"] for line in result.stdout.splitlines())
+    one_error_line(score(models_dir, str(path), "--strict"), "invalid utf-8 at byte 18 (--strict)")
+
+
+@pytest.mark.parametrize("codec", ["utf-8-sig", "utf-16"])
+def test_byte_order_marks(models_dir: Path, tmp_path: Path, codec: str) -> None:
+    path = tmp_path / "bom.txt"
+    path.write_bytes("Hello there. I will kill you tonight.\n".encode(codec))
+    records = [json.loads(line) for line in score(models_dir, str(path), "-f", "jsonl").stdout.splitlines()]
+    assert [r["text"] for r in records] == ["Hello there.", "I will kill you tonight."]
+    assert records[0]["start"] == 0  # offsets count characters of the text, not the mark
+
+
+def test_latin1_is_read_as_latin1_with_a_warning(models_dir: Path, tmp_path: Path) -> None:
+    path = tmp_path / "latin1.txt"
+    path.write_bytes("Café au lait. Très bien.\n".encode("latin-1"))
+    result = score(models_dir, str(path), "-f", "jsonl")
+    assert [json.loads(line)["text"] for line in result.stdout.splitlines()] == ["Café au lait.", "Très bien."]
+    assert "not UTF-8; reading it as Latin-1" in result.stderr
+    one_error_line(score(models_dir, str(path), "--strict"), "latin1.txt: not UTF-8 (--strict)")
+
+
+def test_binary_files_are_refused_unless_forced(models_dir: Path, tmp_path: Path) -> None:
+    path = tmp_path / "image.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR" + bytes(range(256)))
+    one_error_line(score(models_dir, str(path)), "image.png: looks binary (NUL byte at byte 8)", "--force")
+    assert score(models_dir, str(path), "--force", "-f", "jsonl").exit_code in (0, 1)
+
+
+def test_empty_file_scores_nothing(models_dir: Path, tmp_path: Path) -> None:
+    path = tmp_path / "empty.txt"
+    path.write_bytes(b"")
+    result = score(models_dir, str(path), "-f", "jsonl")
+    assert result.exit_code == 0 and result.stdout == "" and result.stderr == ""
+
+
+def test_paths_that_are_not_readable_files(models_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    one_error_line(score(models_dir, str(tmp_path)), "is a directory")
+    one_error_line(score(models_dir, str(tmp_path / "nope.txt")), "nope.txt: no such file")
+    locked = tmp_path / "locked.txt"
+    locked.write_text("x")
+    real_open = Path.open
+
+    def deny(self, *args, **kwargs):
+        if self == locked:
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", deny)  # root can read anything, so refuse the way the OS would
+    one_error_line(score(models_dir, str(locked)), "locked.txt: permission denied")
+
+
+def test_a_long_line_without_newline_streams_in_bounded_pieces(models_dir: Path, tmp_path: Path) -> None:
+    path = tmp_path / "long.txt"
+    path.write_text("word " * 400_000)  # 2 MB, one line, no punctuation (the 200 MB case, scaled to test time)
+    result = score(models_dir, str(path), "-f", "jsonl")
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(records) >= 2000 and max(len(r["text"]) for r in records) <= 1000
+    assert records[-1]["end"] == len("word " * 400_000) - 1
+
+
+def test_many_one_character_lines_and_mixed_line_ends(models_dir: Path, tmp_path: Path) -> None:
+    path = tmp_path / "lines.txt"
+    path.write_bytes(b"a\n" * 200_000 + b"one.\r\ntwo.\rthree.\nfour.")
+    result = score(models_dir, str(path), "-f", "jsonl")
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["line"] for r in records[-3:]] == [200_002, 200_003, 200_004]
+    assert [r["text"] for r in records[-3:]] == ["two.", "three.", "four."]
+
+
+def test_emoji_combining_marks_rtl_and_joiners_keep_exact_offsets(models_dir: Path, tmp_path: Path) -> None:
+    text = "👩‍👩‍👧 family day! Ç̧ombining ok. مرحبا بالعالم. zero\u200bwidth and \u202eevil\u202c. end"
+    path = tmp_path / "uni.txt"
+    path.write_text(text, encoding="utf-8")
+    records = [json.loads(line) for line in score(models_dir, str(path), "-f", "jsonl").stdout.splitlines()]
+    assert all(text[r["start"] : r["end"]] == r["text"] for r in records) and len(records) == 5
+    table = score(models_dir, str(path), "--threshold", "0").stdout
+    assert "\u202e" not in table and "\\u202eevil" in table
+
+
+# --- structured input -----------------------------------------------------------------------------------------------
+
+
+BAD_JSONL = b'{"text": "fine"}\nnot json\n{"body": "x"}\n{"text": 5}\n[1]\n{"text": "I will kill you"}\n'
+
+
+def test_bad_json_lines_stop_at_the_first_with_path_and_line(models_dir: Path, tmp_path: Path) -> None:
+    path = tmp_path / "posts.jsonl"
+    path.write_bytes(BAD_JSONL)
+    one_error_line(score(models_dir, str(path)), "posts.jsonl:2: invalid JSON")
+
+
+def test_bad_json_lines_are_skipped_and_counted_on_request(models_dir: Path, tmp_path: Path) -> None:
+    path = tmp_path / "posts.jsonl"
+    path.write_bytes(BAD_JSONL)
+    result = score(models_dir, str(path), "-f", "jsonl", "--on-error", "skip")
+    assert [json.loads(line)["text"] for line in result.stdout.splitlines()] == ["fine", "I will kill you"]
+    warnings = result.stderr.splitlines()
+    assert len(warnings) == 5 and "posts.jsonl:2: invalid JSON" in warnings[0]
+    assert "posts.jsonl:3: field 'text' is missing" in result.stderr
+    assert "posts.jsonl:4: field 'text' is a number, not a string" in result.stderr
+    assert warnings[-1] == "moderation: warning: skipped 4 bad record(s)"
+
+
+def test_a_huge_record_is_refused_without_holding_it(models_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr("moderation.inputs.MAX_RECORD_BYTES", 1000)
+    path = tmp_path / "big.jsonl"
+    path.write_text(json.dumps({"text": "x " * 5000}) + "\n" + json.dumps({"text": "after"}) + "\n")
+    one_error_line(score(models_dir, str(path)), "big.jsonl:1: record larger than")
+    skipped = score(models_dir, str(path), "-f", "jsonl", "--on-error", "skip")
+    assert [json.loads(line)["text"] for line in skipped.stdout.splitlines()] == ["after"]
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ('{"text": "ok", "labels": []}\n{"text": "", "labels": []}\n', "data.jsonl:2: missing or empty 'text'"),
+        ('{"text": "ok", "labels": ["spam"]}\n', "data.jsonl:1: unknown category spam"),
+        ('{"text": "ok", "labels": []}\n{oops\n', "data.jsonl:2: invalid JSON"),
+    ],
+)
+def test_bad_labelled_rows_name_path_and_line(rows: str, message: str, tmp_path: Path) -> None:
+    path = tmp_path / "data.jsonl"
+    path.write_text(rows)
+    result = CliRunner().invoke(app, ["train", "--data", str(path), "--out", str(tmp_path / "m")])
+    one_error_line(result, message)
+    assert not (tmp_path / "m").exists()
+
+
+def test_conflicting_labels_are_reported_each_with_path_and_line(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.csv"
+    a.write_text('{"text": "same", "labels": ["threat"]}\n')
+    b.write_text("text,labels\nsame,\n")
+    result = CliRunner().invoke(app, ["train", "--data", str(a), "--data", str(b), "--out", str(tmp_path / "m")])
+    assert f"{b}:2: label differs from {a}:1 for the same text" in result.stderr
+
+
+def test_policy_errors_name_file_line_and_key(models_dir: Path, tmp_path: Path) -> None:
+    syntax = tmp_path / "syntax.toml"
+    syntax.write_text('[categories.threat]\ntitle = "T"\nrule = \n')
+    one_error_line(score(models_dir, "-", "--policy", str(syntax), input="hi"), "syntax.toml:3: invalid TOML")
+    unknown = tmp_path / "unknown.toml"
+    unknown.write_text('[categories.threat]\ntitle = "T"\nrule = "r"\nthresold = 0.5\n')
+    one_error_line(score(models_dir, "-", "--policy", str(unknown), input="hi"), "unknown.toml:4:", "'thresold'")
+
+
+# --- models and the review database ---------------------------------------------------------------------------------
+
+
+def _copy(models_dir: Path, tmp_path: Path) -> Path:
+    from moderation.registry import resolve
+
+    src = resolve(models_dir)
+    dst = tmp_path / "v"
+    dst.mkdir()
+    for f in src.iterdir():
+        (dst / f.name).write_bytes(f.read_bytes())
+    return dst
+
+
+@pytest.mark.parametrize("damage", ["truncate", "corrupt", "swap", "card"])
+def test_damaged_models_are_refused(models_dir: Path, tmp_path: Path, damage: str) -> None:
+    version = _copy(models_dir, tmp_path)
+    model = version / "model.joblib"
+    if damage == "truncate":
+        model.write_bytes(model.read_bytes()[:100])
+    elif damage == "corrupt":
+        blob = bytearray(model.read_bytes())
+        blob[200] ^= 0x55
+        model.write_bytes(bytes(blob))
+    elif damage == "swap":
+        model.write_bytes((version / "scorer.npz").read_bytes())
+    else:
+        (version / "card.json").write_text("{not json")
+    result = score(version.parent / "v", "-", input="hello")
+    one_error_line(result, "v/")
+    assert "refusing to load" in result.stderr or "unreadable model card" in result.stderr
+
+
+def test_a_model_with_other_categories_than_the_policy(models_dir: Path, tmp_path: Path) -> None:
+    policy = tmp_path / "p.toml"
+    policy.write_text('[categories.spam]\ntitle = "S"\nrule = "r"\n')
+    one_error_line(score(models_dir, "-", "--policy", str(policy), input="hi"), "has no category spam", "retrain")
+
+
+def _db_with_items(tmp_path: Path) -> Path:
+    db = tmp_path / "q.db"
+    with ReviewStore(db) as store:
+        store.enqueue([make_item("I will kill you"), make_item("burn it down", ("incitement",), start=30)])
+    return db
+
+
+def test_a_locked_database_is_waited_for_then_reported(tmp_path: Path, monkeypatch) -> None:
+    db = _db_with_items(tmp_path)
+    monkeypatch.setattr("moderation.review.BUSY_TIMEOUT_MS", 200)
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    try:
+        start = time.monotonic()
+        result = CliRunner().invoke(app, ["review", "--db", str(db)], input="c\n")
+        assert time.monotonic() - start < 30
+        one_error_line(result, "q.db: review database is locked by another process")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    with ReviewStore(db) as store:
+        assert store.decisions() == []
+
+
+def test_read_only_corrupted_and_newer_databases(tmp_path: Path, monkeypatch) -> None:
+    db = _db_with_items(tmp_path)
+    real_connect = sqlite3.connect
+
+    def read_only(path, *args, **kwargs):  # permission bits do not stop root, so open it the way a reader could
+        return real_connect(f"file:{path}?mode=ro", *args, uri=True, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr("moderation.review.sqlite3.connect", read_only)
+        one_error_line(CliRunner().invoke(app, ["review", "--db", str(db)], input="c\n"), "q.db", "read-only")
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"this is not sqlite at all" * 100)
+    one_error_line(CliRunner().invoke(app, ["review", "stats", "--db", str(junk)]), "junk.db: not a review database")
+    with sqlite3.connect(db) as c:
+        c.execute("INSERT INTO migrations VALUES (7, 'from the future', 'x')")
+    one_error_line(CliRunner().invoke(app, ["review", "--db", str(db)]), "newer than this moderation")
+
+
+def test_a_full_disk_while_exporting_leaves_the_previous_file(tmp_path: Path, monkeypatch) -> None:
+    out = tmp_path / "labels.jsonl"
+    write_labelled([Example("old", frozenset())], out)
+    before = out.read_bytes()
+
+    class FillsUp:
+        """json for the writer: the disk is full from the second record on."""
+
+        calls = 0
+
+        @classmethod
+        def dumps(cls, *args, **kwargs):
+            cls.calls += 1
+            if cls.calls > 1:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return json.dumps(*args, **kwargs)
+
+    monkeypatch.setattr("moderation.data.json", FillsUp)
+    with pytest.raises(ModerationError, match="No space left on device"):
+        write_labelled([Example("a", frozenset()), Example("b", frozenset())], out)
+    assert out.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["labels.jsonl"]  # no temporary file left behind
+
+
+def test_a_full_disk_while_saving_a_model_leaves_no_version(models_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    from moderation.model import load_model, save_model
+    from moderation.registry import resolve
+
+    model = load_model(resolve(models_dir))
+    model.pipeline  # noqa: B018 - load it before the disk "fills"
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("moderation.compiled.CompiledModel.save", full)
+    with pytest.raises(ModerationError, match="No space left on device"):
+        save_model(model, tmp_path / "new")
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- signals and pipes ----------------------------------------------------------------------------------------------
+
+
+def _moderation(*args: str, **kwargs) -> subprocess.Popen:
+    code = "from moderation.cli import main; main()"
+    return subprocess.Popen([sys.executable, "-c", code, *args], **kwargs)
+
+
+def test_ctrl_c_during_score_keeps_what_was_written_and_exits_130(models_dir: Path, tmp_path: Path) -> None:
+    proc = _moderation("score", "-", "-f", "jsonl", "--model", str(models_dir), stdin=subprocess.PIPE,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    proc.stdin.write(b"I will kill you tonight.\n\nsecond post here.\n\n")
+    proc.stdin.flush()
+    first = proc.stdout.readline()  # output appears while input is still open: the pipe is scored as it grows
+    assert json.loads(first)["text"] == "I will kill you tonight."
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert err.decode().splitlines() == ["moderation: error: interrupted"]
+    assert all(json.loads(line) for line in out.decode().splitlines())  # only whole records
+
+
+def test_a_closed_pipe_exits_quietly(models_dir: Path, tmp_path: Path) -> None:
+    path = tmp_path / "many.txt"
+    path.write_text("I will kill you tonight. " * 20000)
+    proc = _moderation("score", str(path), "-f", "jsonl", "--model", str(models_dir), stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE)  # fmt: skip
+    proc.stdout.readline()
+    proc.stdout.close()  # like `| head -1`
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 141 and err == b""
+
+
+# --- properties and adversarial input -------------------------------------------------------------------------------
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(max_size=300), st.sampled_from(["text", "lines", "jsonl"]))
+def test_any_bytes_give_documents_or_a_clean_error(tmp_path: Path, data: bytes, fmt: str) -> None:
+    path = tmp_path / "in.bin"
+    path.write_bytes(data)
+    try:
+        for doc in read_documents([str(path)], ReadOptions(input_format=fmt)):
+            text = "".join(doc.chunks)
+            assert isinstance(text, str)
+            split_sentences(text)
+    except ModerationError as e:
+        assert str(e).startswith(str(path))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(max_size=300))
+def test_any_bytes_as_labelled_data_or_policy_give_a_result_or_a_clean_error(tmp_path: Path, data: bytes) -> None:
+    for name in ("d.jsonl", "d.csv"):
+        path = tmp_path / name
+        path.write_bytes(data)
+        try:
+            load_labelled([path], ["threat", "hate"])
+        except ModerationError as e:
+            assert str(e).startswith(str(path)) or "no labelled rows" in str(e)
+    _, problems = check_policy(data.decode("utf-8", "replace"), "p.toml")
+    assert all(p.line >= 1 for p in problems)
+
+
+@pytest.mark.parametrize("unit", [".", "a.", '"', "(\"'", "... ", "\r\n", "- "])
+def test_segmentation_stays_linear_on_adversarial_input(unit: str) -> None:
+    # A megabyte of each: linear time takes well under a second here; quadratic would take hours. The bound is
+    # generous so that only a change in complexity can break it.
+    text = unit * (1_000_000 // len(unit))
+    start = time.perf_counter()
+    sentences = split_sentences(text)
+    assert time.perf_counter() - start < 20
+    assert all(text[s.start : s.end] == s.text for s in sentences[:1000])
+
+
+def test_error_messages_cannot_drive_the_terminal(models_dir: Path, tmp_path: Path) -> None:
+    name = "evil\x1b[31m\u202e.txt"
+    result = score(models_dir, str(tmp_path / name))
+    one_error_line(result, "no such file")
+    assert "\x1b" not in result.stderr and "\u202e" not in result.stderr
+
+
+def test_utf16_without_bom_is_not_mistaken_for_text(models_dir: Path, tmp_path: Path) -> None:
+    path = tmp_path / "u16.txt"
+    path.write_bytes(codecs.encode("hello", "utf-16-le"))
+    one_error_line(score(models_dir, str(path)), "looks binary")
