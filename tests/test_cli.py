@@ -132,3 +132,12 @@ def test_lines_input_makes_each_line_a_post(models_dir: Path, tmp_path: Path) ->
     got = [(r["doc_id"], r["index"], r["text"]) for r in map(json.loads, result.stdout.splitlines())]
     assert got == [("1", 0, "first message no stop"), ("2", 0, "second one"), ("4", 0, "fourth."),
                    ("4", 1, "with two sentences")]  # fmt: skip
+
+
+def test_jobs_give_the_same_output_in_the_same_order(models_dir: Path, tmp_path: Path) -> None:
+    path = tmp_path / "many.txt"
+    path.write_text("\n\n".join(f"Post {i}: I will kill you tonight. The meeting is at {i}." for i in range(1500)))
+    one = invoke("score", str(path), "--model", str(models_dir), "-f", "jsonl")
+    two = invoke("score", str(path), "--model", str(models_dir), "-f", "jsonl", "--jobs", "2")
+    assert one.stdout == two.stdout and len(one.stdout.splitlines()) == 3000
+    assert invoke("score", str(path), "--model", str(models_dir), "--jobs", "0").exit_code == 2
