@@ -85,6 +85,12 @@ class OutputFormat(StrEnum):
     csv = "csv"
 
 
+def _jobs(value: int) -> int:
+    if value == 0 or value < -1:
+        raise typer.BadParameter("must be a positive number of processes, or -1 for one per core")
+    return value
+
+
 class OnError(StrEnum):
     stop = "stop"
     skip = "skip"
@@ -199,7 +205,10 @@ def score(
     jobs: Annotated[
         int,
         typer.Option(
-            "--jobs", "-j", help="Worker processes for the model (-1: one per core); output order is the same."
+            "--jobs",
+            "-j",
+            callback=_jobs,
+            help="Worker processes for the model (-1: one per core); output order is the same.",
         ),
     ] = 1,
     no_language_guard: Annotated[
@@ -238,8 +247,6 @@ def score(
                               skip if on_error is OnError.skip else None)  # fmt: skip
         writer = make_writer(fmt.value, sys.stdout, policy.ids)
         documents = read_documents(paths, options, warn=warn)
-        if jobs == 0 or jobs < -1:
-            raise fail("--jobs must be a positive number of processes, or -1 for one per core")
         batches = score_batches(documents, model, rules, with_terms=explain_terms, jobs=jobs)
         queue_to = _Enqueuer(db, model, rules, queue_uncertain, audit_rate, seed) if queue else None
         progress = _Progress() if sys.stderr.isatty() else None
@@ -252,15 +259,17 @@ def score(
                     progress.advance(len(batch))
         except BaseException:
             writer.abort()  # what was written stays written; no summary or closing bracket pretends it finished
+            if queue_to:
+                queue_to.abort()
             raise
         else:
             writer.close()
-        finally:
-            if progress:
-                progress.close()
             if queue_to:
                 added = queue_to.close()
                 typer.echo(f"queued {added} new sentence(s) for review in {db}", err=True)
+        finally:
+            if progress:
+                progress.close()
         if skipped:
             warn(f"skipped {len(skipped)} bad record(s)")
         if writer.flags:
@@ -305,6 +314,10 @@ class _Enqueuer:
     def flush(self) -> None:
         self.added += self.store.enqueue(self.pending)
         self.pending.clear()
+
+    def abort(self) -> None:
+        """Stop after an error: batches already written stay queued; nothing more is computed."""
+        self.store.close()
 
     def close(self) -> int:
         try:
@@ -352,6 +365,7 @@ def explain(
 
     Example: moderation explain "I will find you after work"
     """
+    from .inputs import clean_text
     from .model import explain as explain_text
     from .output import printable
     from .scoring import Rules
@@ -359,10 +373,11 @@ def explain(
     with errors_to_exit():
         policy, model = _load(policy_path, model_path)
         rules = Rules.of(policy, model)
+        text = clean_text(text)
         row = model.predict_proba([text])[0]
-        scores = {c: round(float(row[model.categories.index(c)]), 4) for c in rules.flag}
-        lang = rules.guard.sentence(text, rules.guard.document(text)) if rules.guard else None
-        flagged, review, suppressed, forced, unsupported = rules.outcome(text, scores, lang)
+        scores = {c: float(row[model.categories.index(c)]) for c in rules.flag}
+        lang, unsupported = rules.guard.sentence(text, rules.guard.document(text)) if rules.guard else (None, False)
+        flagged, review, suppressed, forced, unsupported = rules.outcome(text, scores, unsupported)
         terms = explain_text(model, text, top)
         if unsupported:
             typer.echo(f"language: {lang}, which the policy does not list as supported: no flags")
@@ -392,7 +407,9 @@ def train(
     promote: Annotated[bool, typer.Option("--promote", help="Make the new version current.")] = False,
     folds: Annotated[int, typer.Option("--folds", min=2, max=20, help="Cross-validation folds.")] = 5,
     seed: Annotated[int, typer.Option("--seed", help="Random seed: the same data and seed give the same model.")] = 0,
-    jobs: Annotated[int, typer.Option("--jobs", help="Processes for cross-validation (-1: all cores).")] = 1,
+    jobs: Annotated[
+        int, typer.Option("--jobs", callback=_jobs, help="Processes for cross-validation (-1: all cores).")
+    ] = 1,
     policy_path: PolicyOption = None,
 ) -> None:
     """Train a new model version on labelled data, with a cross-validated report.

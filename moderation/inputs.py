@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import json
 import os
+import re
 import select
 import stat
 import sys
@@ -51,11 +52,12 @@ def read_documents(
     sources: list[str], options: ReadOptions = ReadOptions(), warn: Callable[[str], None] | None = None
 ) -> Iterator[Document]:
     """Documents from each source in turn; `-` is standard input. Files are opened only when reached."""
-    for source in sources:
+    for path in sources:
+        source = clean_text(path)  # how the path is shown; it is opened as given
         fmt = options.input_format
         if fmt == "auto":
             fmt = "jsonl" if source.lower().endswith(JSONL_SUFFIXES) else "text"
-        with _open(source) as raw:
+        with _open(path) as raw:
             idle = _idle_check(raw)
             if fmt == "jsonl":
                 yield from _jsonl_documents(raw, source, options, idle)
@@ -86,18 +88,37 @@ def _idle_check(raw) -> Callable[[], bool] | None:
     return idle
 
 
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
 def _lines(chunks: Iterator[str]) -> Iterator[tuple[int, str]]:
-    """Numbered lines (without their line break) of text given in chunks; a line may span chunks."""
+    """Numbered lines of text given in chunks, split on \\n, \\r\\n and \\r only (as editors count them; not on
+    the form feeds or Unicode separators that str.splitlines also takes); a line may span chunks."""
     number, partial = 0, ""
     for chunk in chunks:
-        parts = (partial + chunk).splitlines(keepends=True)
-        # The last part may be cut mid-line, or be a "\r" whose "\n" is in the next chunk.
-        partial = parts.pop() if parts and (not parts[-1].endswith(("\n", "\r")) or parts[-1].endswith("\r")) else ""
-        for line in parts:
+        text = partial + chunk
+        # A "\r" at the very end may be the first half of "\r\n": wait for the next chunk.
+        cut = len(text) - text.endswith("\r")
+        start = 0
+        for m in _LINE_BREAK.finditer(text, 0, cut):
             number += 1
-            yield number, line.rstrip("\r\n")
+            yield number, text[start : m.start()]
+            start = m.end()
+        partial = text[start:]
     if partial:
-        yield number + 1, partial.rstrip("\r\n")
+        for piece in _LINE_BREAK.split(partial):
+            number += 1
+            yield number, piece
+
+
+def clean_text(text: str) -> str:
+    """`text` with lone surrogates (from JSON escapes or undecodable command-line bytes) replaced by U+FFFD, so that
+    it can be encoded, identified and written like any other text."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
 
 
 def check_sources(sources: list[str]) -> None:
@@ -202,7 +223,7 @@ def _latin1(head: bytes) -> bool:
         head.decode("utf-8")
         return False
     except UnicodeDecodeError as e:
-        if e.start >= len(head) - 3:  # a character cut by the block's end, not an error
+        if len(head) >= CHUNK_BYTES and e.start >= len(head) - 3:  # a character cut by the block's end
             return False
         if len(head[: e.start].decode("utf-8")) != e.start:  # valid multi-byte UTF-8 before it: UTF-8 with a flaw
             return False
@@ -244,4 +265,5 @@ def _jsonl_documents(
             options.problem(InputError(f"{where}: field {options.text_field!r} is {what}"))
             continue
         doc_id = post.get(options.id_field)
-        yield Document(source, None if doc_id is None else str(doc_id), iter((text,)), idle)
+        doc_id = None if doc_id is None else clean_text(str(doc_id))
+        yield Document(source, doc_id, iter((clean_text(text),)), idle)

@@ -32,7 +32,7 @@ def detect(text: str) -> Detected:
     """The language of `text` when CLD2 is confident, else UNSURE."""
     try:
         reliable, _, details = pycld2.detect(text[:SAMPLE_CHARS], bestEffort=False)
-    except pycld2.error:  # text CLD2 cannot read (e.g. lone surrogates): nothing to tell
+    except (pycld2.error, UnicodeError):  # text CLD2 cannot read (e.g. lone surrogates): nothing to tell
         return UNSURE
     code, percent = details[0][1], details[0][2]
     if not reliable or code in ("un", "xxx"):
@@ -49,13 +49,16 @@ class LanguageGuard:
     def document(self, text: str) -> Detected:
         return detect(text)
 
-    def sentence(self, text: str, document: Detected) -> str | None:
-        """The sentence's language: its own when long enough to tell (unless its document is uniform), else the
-        document's, else None."""
-        if document.uniform or len(text) < MIN_SENTENCE_CHARS:
-            return document.code
-        own = detect(text)
-        return own.code if own.code is not None else document.code
+    def sentence(self, text: str, document: Detected) -> tuple[str | None, bool]:
+        """The sentence's language and whether it is unsupported.
 
-    def unsupported(self, lang: str | None) -> bool:
-        return lang is not None and lang not in self.supported
+        A sentence long enough to tell is judged on its own. A shorter one reports its document's language, but is
+        unsupported only when the whole document is one unsupported language: short or mixed text counts as
+        supported, so padding a threat with another language's text does not hide it.
+        """
+        if len(text) >= MIN_SENTENCE_CHARS:
+            own = detect(text)
+            if own.code is not None:
+                return own.code, own.code not in self.supported
+        code = document.code
+        return code, code is not None and document.uniform and code not in self.supported

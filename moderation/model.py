@@ -46,9 +46,9 @@ class Model:
 
     @property
     def pipeline(self):
-        """The fitted scikit-learn pipeline (unpickled on first use, after its SHA-256 was checked at load)."""
+        """The fitted scikit-learn pipeline, unpickled on first use from the very bytes whose SHA-256 was checked."""
         if self._pipeline is None:
-            self._pipeline = _unpickle(self.path / self.card.get("model_file", MODEL_FILE))
+            self._pipeline = _unpickle(self.path / self.card.get("model_file", MODEL_FILE), self.card["model_sha256"])
         return self._pipeline
 
     @property
@@ -123,11 +123,15 @@ def save_model(model: Model, directory: Path) -> Model:
         _write_synced(tmp / CARD_FILE, json.dumps(card, indent=2, sort_keys=False) + "\n")
         for name in files:
             _fsync_path(tmp / name)
+        _fsync_path(tmp)
         tmp.rename(directory)
         _fsync_path(directory.parent)
     except OSError as e:
         _remove_tree(tmp)
         raise ModelError(f"{directory}: cannot write model: {e.strerror or e}") from None
+    except BaseException:
+        _remove_tree(tmp)  # interrupted: no half-written version is left behind
+        raise
     return Model(card, pipeline=model.pipeline, compiled=model.compiled, path=directory)
 
 
@@ -188,15 +192,27 @@ def _verify(path: Path, expected: str) -> None:
         )
 
 
-def _unpickle(path: Path):
+def _unpickle(path: Path, expected_sha256: str):
+    import io
+
     import joblib
     from sklearn.pipeline import Pipeline
 
+    # Read once, check, and unpickle those bytes: checking the file and then reopening it would let a file swapped
+    # in between be unpickled unchecked.
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise ModelError(f"{path}: cannot read model file: {e.strerror}") from None
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != expected_sha256:
+        raise ModelError(f"{path}: SHA-256 {actual[:12]}… does not match its card ({expected_sha256[:12]}…); "
+                         "the file was changed or truncated, refusing to load it")  # fmt: skip
     with warnings.catch_warnings():
         # load_model's version warning is the one a user can act on; sklearn's would repeat it per estimator.
         warnings.simplefilter("ignore", category=UserWarning)
         try:
-            pipeline = joblib.load(path)
+            pipeline = joblib.load(io.BytesIO(data))
         except Exception as e:
             raise ModelError(f"{path}: cannot load model: {type(e).__name__}: {e}") from None
     if not isinstance(pipeline, Pipeline):

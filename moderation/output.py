@@ -26,7 +26,8 @@ RECORD_KEYS = (
 # C0 and C1 controls, DEL, and the format characters that reorder or hide text on a terminal (bidi overrides and
 # isolates, zero-width characters): shown as visible escapes, never passed through.
 _UNSAFE = re.compile(
-    r"[\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ufff9-\ufffb]"
+    "[\x00-\x1f\x7f-\x9f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u2028-\u202e"
+    "\u2060-\u206f\u3164\ufeff\uffa0\ufff0-\ufffb\U0001d173-\U0001d17a\U000e0000-\U000e0fff\ud800-\udfff]"
 )
 
 
@@ -129,28 +130,19 @@ class JsonWriter(Writer):
 
 
 class CsvWriter(Writer):
-    """One row per sentence: the fixed columns, a score column per category, `flagged` joined with ';'."""
+    """One row per sentence: the JSON Lines keys, `scores` as a `score_<category>` column per category, lists joined
+    with ';' and `suppressed` as `category=phrase`; an empty cell for a null doc_id or lang."""
 
     def __init__(self, stream: TextIO, categories: tuple[str, ...]) -> None:
         super().__init__(stream, categories)
         self.csv = csv.writer(stream)
-        self.csv.writerow([*RECORD_KEYS[:8], *(f"score_{c}" for c in categories), "flagged"])
+        self.csv.writerow([*RECORD_KEYS[:8], *(f"score_{c}" for c in categories), *RECORD_KEYS[9:]])
 
     def _write(self, s: SentenceScore) -> None:
-        self.csv.writerow(
-            [
-                s.source,
-                s.doc_id or "",
-                s.index,
-                s.start,
-                s.end,
-                s.line,
-                s.col,
-                s.text,
-                *(s.scores[c] for c in self.categories),
-                ";".join(s.flagged),
-            ]
-        )
+        suppressed = ";".join(f"{c}={phrase}" for c, phrase in s.suppressed.items())
+        fixed = [s.source, "" if s.doc_id is None else s.doc_id, s.index, s.start, s.end, s.line, s.col, s.text]
+        scores = [s.scores[c] for c in self.categories]
+        self.csv.writerow([*fixed, *scores, ";".join(s.flagged), ";".join(s.review), suppressed, s.lang or ""])
 
 
 class TableWriter(Writer):

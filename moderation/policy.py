@@ -3,6 +3,7 @@ person to look at, which phrases stop or force a flag, and which languages the m
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from collections.abc import Iterable
@@ -267,7 +268,8 @@ def policy_toml(policy: Policy, model_thresholds: dict[str, float] | None = None
     """The effective policy as TOML, every default written out (and the model's thresholds as comments)."""
 
     def q(s: str) -> str:
-        return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        # A JSON string is a valid TOML basic string: every quote, backslash and control character escaped.
+        return json.dumps(s, ensure_ascii=False)
 
     def arr(xs: Iterable[str]) -> str:
         return "[" + ", ".join(q(x) for x in xs) + "]"

@@ -96,7 +96,14 @@ def set_current(models_dir: Path, name: str, *, action: str = "promote") -> None
         # rollback tolerates; the other order could leave a switch with no way back.
         with (models_dir / HISTORY).open("a", encoding="utf-8") as f:
             f.write(f"{datetime.now(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}\t{action}\t{name}\n")
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, models_dir / CURRENT)
+        fd = os.open(models_dir, os.O_RDONLY)
+        try:
+            os.fsync(fd)  # the rename itself survives a power cut
+        finally:
+            os.close(fd)
     except OSError as e:
         tmp.unlink(missing_ok=True)
         raise ModelError(f"{models_dir}: cannot switch current version: {e.strerror}") from None

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from .cli import PolicyOption, errors_to_exit, warn
+from .cli import PolicyOption, _jobs, errors_to_exit, warn
 from .output import printable
 from .review import ORDERS, Item, ReviewError, ReviewStore
 
@@ -99,6 +99,11 @@ def review(
                 _show(console, item, rules)
                 try:
                     outcome = _ask(console, store, item, name, policy.ids)
+                except ReviewError as e:
+                    # Someone else decided it, or our lease ran out and they took it: say so and go on.
+                    console.print(f"[yellow]{escape(printable(str(e)))}[/]")
+                    skipped.add(item.id)
+                    outcome = "skip"
                 except BaseException:
                     store.release(item.id, name)  # Ctrl-C: the item goes back to the queue at once
                     raise
@@ -122,7 +127,11 @@ def _ask(console: Console, store: ReviewStore, item: Item, reviewer: str, catego
     """Read keys until one ends this item: returns 'decided', 'skip', 'quit' or the item an undo reopened."""
     while True:
         console.print(f"[bold]{escape(KEYS)}[/] ", end="")
-        key = _read_key()
+        try:
+            key = _read_key()
+        except (EOFError, typer.Abort):  # Ctrl-D on a terminal
+            return "quit"
+        store.claim(item.id, reviewer)  # a key press renews the lease: a slow reviewer keeps the item
         console.print(escape(printable(key)))
         if key in ("", "q", "\x04"):  # end of input counts as quit
             return "quit"
@@ -133,7 +142,10 @@ def _ask(console: Console, store: ReviewStore, item: Item, reviewer: str, catego
             store.decide(item.id, reviewer, "reject")
             return "decided"
         if key == "r":
-            labels = _ask_categories(categories)
+            try:
+                labels = _ask_categories(categories)
+            except (EOFError, typer.Abort):
+                return "quit"
             if labels is not None:
                 store.decide(item.id, reviewer, "relabel", labels)
                 return "decided"
@@ -151,7 +163,10 @@ def _ask(console: Console, store: ReviewStore, item: Item, reviewer: str, catego
             reclaimed = store.claim(undone.id, reviewer)
             return reclaimed if reclaimed is not None else "skip"
         elif key == "a":
-            note = typer.prompt("note", default="", show_default=False).strip()
+            try:
+                note = typer.prompt("note", default="", show_default=False).strip()
+            except (EOFError, typer.Abort):
+                return "quit"
             if note:
                 store.add_note(item.id, reviewer, note)
                 console.print("Note saved.")
@@ -293,7 +308,9 @@ def retrain_command(
         ),
     ] = 0.2,
     force: Annotated[bool, typer.Option("--force", help="Promote the candidate even if the gate refuses it.")] = False,
-    jobs: Annotated[int, typer.Option("--jobs", help="Processes for cross-validation (-1: all cores).")] = 1,
+    jobs: Annotated[
+        int, typer.Option("--jobs", callback=_jobs, help="Processes for cross-validation (-1: all cores).")
+    ] = 1,
     policy_path: PolicyOption = None,
 ) -> None:
     """Train a candidate on the data plus reviewers' decisions, compare it with the current model on the same

@@ -64,11 +64,11 @@ class Rules:
         lang_guard = LanguageGuard(policy.languages) if guard and policy.languages else None
         return cls(policy, flag, review_thresholds(policy, flag), lang_guard)
 
-    def outcome(self, text: str, scores: dict[str, float], lang: str | None):
+    def outcome(self, text: str, scores: dict[str, float], unsupported: bool = False):
         """(flagged, review, suppressed, forced, unsupported) for one scored sentence."""
-        unsupported = self.guard is not None and self.guard.unsupported(lang)
         if unsupported:
-            flagged, review = [], []
+            # No flag on a language the model cannot judge, but a high score still goes to a person.
+            flagged, review = [], [c for c, t in self.flag.items() if scores[c] >= t]
         else:
             flagged = [c for c, t in self.flag.items() if scores[c] >= t]
             review = [c for c, t in self.review.items() if t <= scores[c] < self.flag[c]]
@@ -129,9 +129,10 @@ def score_batches(
     for batch, proba in scored:
         out = []
         for (doc, index, s, doc_lang), row in zip(batch, proba.tolist(), strict=True):
-            scores = {c: round(row[j], 4) for c, j in zip(cats, columns, strict=True)}
-            lang = rules.guard.sentence(s.text, doc_lang) if rules.guard else None
-            flagged, review, suppressed, forced, unsupported = rules.outcome(s.text, scores, lang)
+            raw = {c: row[j] for c, j in zip(cats, columns, strict=True)}  # decisions on the raw scores
+            lang, unsupported = rules.guard.sentence(s.text, doc_lang) if rules.guard else (None, False)
+            flagged, review, suppressed, forced, unsupported = rules.outcome(s.text, raw, unsupported)
+            scores = {c: round(v, 4) for c, v in raw.items()}
             terms = None
             if with_terms and flagged:
                 terms = {c: ts for c, ts in explain(model, s.text).items() if c in flagged}

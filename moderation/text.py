@@ -37,7 +37,9 @@ _HARD_BREAK = re.compile(
     r"|" + _BREAK + r"[ \t]*(?:" + _BREAK + r"|(?=(?:[-*+•‣◦▪]|\d{1,3}[.)])[ \t]))"
 )
 # Terminal punctuation, then closing quotes or brackets, then white space or the end of the text.
-_TERMINATOR = re.compile(r"[.!?…。！？]+[\"'”’»)\]]*(?=\s|$)")
+# Possessive, and only from the start of a run: a long run of "." not followed by white space fails in one step
+# instead of being retried from every position in it.
+_TERMINATOR = re.compile(r"(?<![.!?…。！？])[.!?…。！？]++[\"'”’»)\]]*+(?=\s|$)")
 _NEXT_VISIBLE = re.compile(r"\s*(\S?)")
 _WORD_BEFORE = re.compile(r"(\S{1,40})$")
 _LINE_START = re.compile(r"(?:^|[\r\n])[ \t]*$")
@@ -235,13 +237,34 @@ def iter_sentences(chunks: Iterable[str]) -> Iterator[Sentence]:
                 if pending is not None:
                     yield _sentence(buf, offset, lines, *pending)
                 pending = (ps, pe)
-        # With no sentence pending the buffer is white space; a trailing "\r" may be half of "\r\n": keep it.
-        keep = pending[0] if pending is not None else len(buf) - buf.endswith("\r")
+        if pending is not None and _settled(buf, pending[1]):
+            yield _sentence(buf, offset, lines, *pending)
+            pending = None
+        # Keep the pending sentence (the next chunk may continue it) and one character before it, so that whether it
+        # starts a line is judged the same whatever the chunking. With none pending the buffer is white space; a
+        # trailing "\r" may be half of "\r\n": keep it.
+        if pending is None:
+            keep = len(buf) - buf.endswith("\r")
+        else:
+            keep = pending[0]
+            if keep > 0 and buf[keep - 1].isspace():
+                keep -= 1
+                if keep > 0 and buf[keep - 1 : keep + 1] == "\r\n":
+                    keep -= 1  # never between the halves of one line break
         lines.advance(buf, offset, offset + keep)
         buf, offset = buf[keep:], offset + keep
     for s, e in _spans(buf, 0, len(buf)):
         for ps, pe in _strip_and_cap(buf, s, e):
             yield _sentence(buf, offset, lines, ps, pe)
+
+
+def _settled(buf: str, end: int) -> bool:
+    """Whether the sentence ending at `end` can no longer grow: only white space follows, and it holds a paragraph
+    break or is longer than a sentence may be. Without this, a stream of blank space would be kept and rescanned."""
+    rest = len(buf) - end
+    if rest == 0:
+        return False
+    return rest > MAX_SENTENCE_CHARS or _HARD_BREAK.search(buf, end) is not None
 
 
 def _sentence(buf: str, offset: int, lines: _Lines, start: int, end: int) -> Sentence:
@@ -251,12 +274,20 @@ def _sentence(buf: str, offset: int, lines: _Lines, start: int, end: int) -> Sen
 
 # --- normalisation --------------------------------------------------------------------------------------------------
 
-# Zero-width and format characters vanish; other control characters become spaces (a tab or NUL separates words).
+# Zero-width, format and other default-ignorable characters vanish (they split words without showing anything);
+# other control characters become spaces (a tab or NUL separates words).
 _INVISIBLE = dict.fromkeys(
-    map(
-        ord,
-        "\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069",
-    )
+    [
+        *map(ord, "\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u3164\ufeff\uffa0"),
+        *range(0x180B, 0x1810),
+        *range(0x200B, 0x2010),
+        *range(0x202A, 0x202F),
+        *range(0x2060, 0x2070),
+        *range(0xFE00, 0xFE10),
+        *range(0xFFF0, 0xFFF9),
+        *range(0x1D173, 0x1D17B),
+        *range(0xE0000, 0xE1000),
+    ]
 )
 _CONTROL = {c: " " for c in [*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0)]}
 # "\n" separates the texts of a batch (each text's own line breaks are spaces by then), so it is kept.

@@ -74,19 +74,18 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 
 @pytest.fixture(scope="module")
 def real(tmp_path_factory: pytest.TempPathFactory):
-    """A slice of the project's own data: a current model trained on 2,500 training sentences, a test file of 600
-    test-split sentences, and the rest of the training split as the pool reviewers draw from."""
+    """The project's own data: a current model trained on 4,000 training sentences, the whole test split as the
+    held-out file, and the rest of the training split as the pool reviewers draw from."""
     policy = load_policy()
     pool = list(load_labelled([DATA / "train.jsonl"], policy.ids).examples)
     random.Random(7).shuffle(pool)
-    base, rest = pool[:2500], pool[2500:]
+    base, rest = pool[:4000], pool[4000:]
     root = tmp_path_factory.mktemp("real")
     base_file = root / "base.jsonl"
     write_labelled(base, base_file)
     test = list(load_labelled([DATA / "test.jsonl"], policy.ids).examples)
-    random.Random(7).shuffle(test)
     test_file = root / "test.jsonl"
-    write_labelled(test[:600], test_file)
+    write_labelled(test, test_file)
     model, _ = train(LabelledSet(tuple(base)), policy)
     models = root / "models"
     set_current(models, add_version(models, model).version)

@@ -26,32 +26,31 @@ def rules() -> Rules:
 
 
 def test_flag_and_review_band(rules: Rules) -> None:
-    flagged, review, suppressed, forced, unsupported = rules.outcome("hello there", {"threat": 0.6, "harassment": 0.4},
-                                                                     "en")  # fmt: skip
+    flagged, review, suppressed, forced, unsupported = rules.outcome("hello there", {"threat": 0.6, "harassment": 0.4})
     assert (flagged, review, suppressed, forced, unsupported) == (("threat",), ("harassment",), {}, {}, False)
 
 
 def test_an_exception_suppresses_only_its_own_category(rules: Rules) -> None:
     scores = {"threat": 0.9, "harassment": 0.9}
-    flagged, _, suppressed, _, _ = rules.outcome("we got him in the game lol", scores, "en")
+    flagged, _, suppressed, _, _ = rules.outcome("we got him in the game lol", scores)
     assert flagged == ("harassment",) and suppressed == {"threat": "in the game"}
-    flagged, _, suppressed, _, _ = rules.outcome("what a kill streak", scores, "en")  # global exception
+    flagged, _, suppressed, _, _ = rules.outcome("what a kill streak", scores)  # global exception
     assert flagged == () and suppressed == {"threat": "kill streak", "harassment": "kill streak"}
-    flagged, _, suppressed, _, _ = rules.outcome("first class ticket", scores, "en")
+    flagged, _, suppressed, _, _ = rules.outcome("first class ticket", scores)
     assert flagged == ("threat", "harassment") and suppressed == {}
 
 
 def test_an_always_term_fires_through_obfuscation_and_language(rules: Rules) -> None:
     low = {"threat": 0.01, "harassment": 0.01}
-    flagged, _, _, forced, _ = rules.outcome("gonna kn33cap him", low, "en")
+    flagged, _, _, forced, _ = rules.outcome("gonna kn33cap him", low)
     assert flagged == ("threat",) and forced == {"threat": "kneecap"}
-    flagged, _, _, _, unsupported = rules.outcome("vou te dar um kneecap", low, "pt")
+    flagged, _, _, _, unsupported = rules.outcome("vou te dar um kneecap", low, True)
     assert unsupported and flagged == ("threat",)
 
 
-def test_unsupported_language_gets_no_flags(rules: Rules) -> None:
-    flagged, review, _, _, unsupported = rules.outcome(PORTUGUESE, {"threat": 0.99, "harassment": 0.4}, "pt")
-    assert unsupported and flagged == () and review == ()
+def test_unsupported_language_gets_no_flags_but_a_high_score_goes_to_review(rules: Rules) -> None:
+    flagged, review, _, _, unsupported = rules.outcome(PORTUGUESE, {"threat": 0.99, "harassment": 0.4}, True)
+    assert unsupported and flagged == () and review == ("threat",)
 
 
 def test_language_detection_is_confident_or_silent() -> None:
@@ -60,9 +59,13 @@ def test_language_detection_is_confident_or_silent() -> None:
     assert detect("lol ok").code is None  # too short to tell
     guard = LanguageGuard(("en",))
     doc = detect("The team met on Monday. Everyone agreed on the plan and the budget for next year.")
-    assert guard.sentence("ok then", doc) == "en"  # short: the document's language
+    assert guard.sentence("ok then", doc) == ("en", False)  # short: the document's language
     mixed = detect(f"Thanks all, see you soon. {PORTUGUESE}")
-    assert guard.sentence(PORTUGUESE, mixed) == "pt"
+    assert guard.sentence(PORTUGUESE, mixed) == ("pt", True)
+    portuguese = detect(PORTUGUESE * 3)
+    assert guard.sentence("eu vou", portuguese) == ("pt", True)  # short, in a document all in one other language
+    mixed_post = detect("Oi, tudo bem? I will kill you tonight if you come back here, do you hear me?")
+    assert guard.sentence("I will kill you tonight if you come back here, do you hear me?", mixed_post) == ("en", False)
 
 
 def test_score_cli_marks_unsupported_posts_and_review_band(models_dir: Path, tmp_path: Path) -> None:

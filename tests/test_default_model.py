@@ -1,0 +1,51 @@
+"""The shipped default model on the obvious cases of the scoring issue, and on a news report it must not flag."""
+
+from __future__ import annotations
+
+import pytest
+
+from moderation.model import load_model
+from moderation.policy import load_policy
+from moderation.registry import bundled_models_dir, resolve
+from moderation.scoring import Rules, score_text
+
+NEWS = (
+    "Police said on Monday that a 34-year-old man had been arrested after he threatened to kill his neighbour in a "
+    "row over a fence. Officers found a knife and a baseball bat in his flat. The court heard that he had posted "
+    "messages urging others to attack the family's home. A spokesperson for the prosecutors said the charges "
+    "include making threats to kill and encouraging violence. The neighbour, who was not hurt, thanked the police."
+)
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    model = load_model(resolve(bundled_models_dir()))
+    return model, Rules.of(load_policy(), model)
+
+
+def flags(shipped, text: str) -> tuple[str, ...]:
+    model, rules = shipped
+    return score_text(text, model, rules)[0].flagged
+
+
+def test_a_direct_threat_is_a_threat(shipped) -> None:
+    assert "threat" in flags(shipped, "I will kill you tonight.")
+
+
+@pytest.mark.parametrize("text", ["Kill the process and restart it.",
+                                  "Police said the man threatened to kill his neighbour."])  # fmt: skip
+def test_benign_uses_of_kill_are_not_flagged(shipped, text: str) -> None:
+    assert flags(shipped, text) == ()
+
+
+def test_obfuscation_scores_like_the_plain_word(shipped) -> None:
+    model, _ = shipped
+    plain, leet = model.predict_proba(["kill them all", "k1ll them all"])
+    assert (plain == leet).all()
+
+
+def test_a_news_report_about_threats_is_not_a_threat(shipped) -> None:
+    model, rules = shipped
+    scored = score_text(NEWS, model, rules)
+    assert len(scored) == 5
+    assert all("threat" not in s.flagged for s in scored)
