@@ -14,6 +14,7 @@ from typing import TextIO
 
 from rich.console import Console
 from rich.markup import escape
+from rich.text import Text
 
 from .scoring import SentenceScore
 
@@ -168,7 +169,8 @@ class TableWriter(Writer):
         if s.unsupported:
             marks.append(f"[magenta]UNSUPPORTED language {escape(printable(s.lang or '?'))}[/]")
         self.console.print(f"[bold]{escape(where)}[/]  {', '.join(marks)}")
-        self.console.print(f"    {escape(printable(s.text))}")
+        # The sentence itself as a Text, never as markup: nothing in it is interpreted, a trailing "\\" included.
+        self.console.print(Text("    " + printable(s.text)))
         for cat, terms in (s.terms or {}).items():
             shown = ", ".join(f"{printable(t)} ({w:+.2f})" for t, w in terms)
             self.console.print(f"    [dim]{cat}: {escape(shown)}[/]")

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.text import Text
 
 from .cli import PolicyOption, _jobs, errors_to_exit, warn
 from .output import printable
@@ -38,10 +39,10 @@ def _show(console: Console, item: Item, rules: dict[str, str]) -> None:
     where = f"{item.source}{'#' + item.doc_id if item.doc_id is not None else ''}:{item.line}:{item.col}"
     console.rule(f"item {item.id} · {escape(printable(where))} · {item.reason} · model {escape(item.model_version)}")
     if item.before:
-        console.print(f"  [dim]{escape(printable(item.before))}[/]")
-    console.print(f"» [bold reverse]{escape(printable(item.text))}[/]")
+        console.print(Text("  " + printable(item.before), style="dim"))
+    console.print(Text.assemble("» ", (printable(item.text), "bold reverse")))
     if item.after:
-        console.print(f"  [dim]{escape(printable(item.after))}[/]")
+        console.print(Text("  " + printable(item.after), style="dim"))
     for cat, score in item.scores.items():
         threshold = item.thresholds.get(cat)
         mark = "[bold red]FLAGGED[/]" if cat in item.flagged else ""
