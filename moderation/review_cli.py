@@ -53,6 +53,10 @@ def _show(console: Console, item: Item, rules: dict[str, str]) -> None:
         if item.terms.get(cat):
             terms = ", ".join(f"{printable(t)} ({w:+.2f})" for t, w in item.terms[cat])
             console.print(f"  [dim]terms: {escape(terms)}[/]")
+    if not item.flagged:
+        # Nothing was flagged (a review-band or audit item): say what "confirm" would record.
+        suggested = ", ".join(item.terms) or "nothing"
+        console.print(f"  not flagged: c records a violation of {escape(suggested)}, n records none")
 
 
 @review_app.callback()
