@@ -282,24 +282,19 @@ class _Enqueuer:
     def __init__(self, db: Path, model, rules, low: float | None, audit_rate: float, seed: int) -> None:
         from .model import explain as explain_text
         from .review import ReviewStore
+        from .scoring import Neighbours
 
         self.store = ReviewStore(db)
         self.model, self.rules, self.low, self.audit_rate, self.seed = model, rules, low, audit_rate, seed
         self.explain = lambda text: explain_text(model, text)
         self.pending: list = []
         self.added = 0
-        self.last = None  # the latest sentence, waiting for the one after it
-        self.before = ""
+        self.neighbours = Neighbours()  # a sentence's context includes the one after it, maybe in the next batch
 
     def add_batch(self, batch: list) -> None:
-        # A sentence's context is the sentences before and after it in its document; the one after may be in the
-        # next batch, so the last sentence waits for it.
         for s in batch:
-            if self.last is not None:
-                same = (self.last.source, self.last.doc_id) == (s.source, s.doc_id) and s.index == self.last.index + 1
-                self.add(self.before, self.last, s.text if same else "")
-                self.before = self.last.text if same else ""
-            self.last = s
+            for before, ready, after in self.neighbours.push(s):
+                self.add(before, ready, after)
 
     def add(self, before: str, s, after: str) -> None:
         from .review import audit_pick, queue_item
@@ -321,8 +316,8 @@ class _Enqueuer:
 
     def close(self) -> int:
         try:
-            if self.last is not None:
-                self.add(self.before, self.last, "")
+            for before, s, after in self.neighbours.close():
+                self.add(before, s, after)
             self.flush()
         finally:
             self.store.close()

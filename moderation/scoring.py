@@ -201,15 +201,32 @@ def score_text(text: str, model: Model, rules: Rules, source: str = "<text>") ->
     return list(score_documents([Document(source, None, iter((text,)))], model, rules))
 
 
+class Neighbours:
+    """Pairs each sentence with the text of the sentences before and after it in the same document ("" at the
+    edges), as sentences arrive: a sentence is released once the next one is known, the last one by `close`."""
+
+    def __init__(self) -> None:
+        self.last: SentenceScore | None = None
+        self.before = ""
+
+    def push(self, s: SentenceScore) -> list[tuple[str, SentenceScore, str]]:
+        out = []
+        if self.last is not None:
+            same = (self.last.source, self.last.doc_id) == (s.source, s.doc_id) and s.index == self.last.index + 1
+            out.append((self.before, self.last, s.text if same else ""))
+            self.before = self.last.text if same else ""
+        self.last = s
+        return out
+
+    def close(self) -> list[tuple[str, SentenceScore, str]]:
+        out = [] if self.last is None else [(self.before, self.last, "")]
+        self.last = None
+        return out
+
+
 def with_neighbours(scores: Iterable[SentenceScore]) -> Iterator[tuple[str, SentenceScore, str]]:
-    """Each sentence with the text of the sentences before and after it in the same document ("" at the edges)."""
-    prev: SentenceScore | None = None
-    before = ""
+    """Each sentence with the text of the sentences before and after it in the same document."""
+    pairing = Neighbours()
     for s in scores:
-        if prev is not None:
-            same = (prev.source, prev.doc_id) == (s.source, s.doc_id) and s.index == prev.index + 1
-            yield before, prev, s.text if same else ""
-            before = prev.text if same else ""
-        prev = s
-    if prev is not None:
-        yield before, prev, ""
+        yield from pairing.push(s)
+    yield from pairing.close()

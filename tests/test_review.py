@@ -239,3 +239,20 @@ def test_two_reviewer_processes_never_decide_one_item_twice(tmp_path: Path) -> N
     made = decisions(path)
     assert sorted(i for i, *_ in made) == list(range(1, 41))  # every item decided exactly once
     assert {r for _, r, *_ in made} <= {"ann", "ben"}
+
+
+def test_score_queue_stores_each_sentence_with_its_neighbours(models_dir: Path, tmp_path: Path) -> None:
+    doc = tmp_path / "thread.txt"
+    doc.write_text("First one. I will kill you tonight. Last one.\n\nOther paragraph.")
+    db = tmp_path / "q.db"
+    result = CliRunner().invoke(app, ["score", str(doc), "--model", str(models_dir), "--queue", "--db", str(db),
+                                      "--threshold", "0", "-f", "jsonl"])  # fmt: skip
+    assert "queued 4 new sentence(s)" in result.stderr
+    with ReviewStore(db) as store:
+        got = [(i.before, i.text, i.after) for i in store.items()]
+    assert got == [
+        ("", "First one.", "I will kill you tonight."),
+        ("First one.", "I will kill you tonight.", "Last one."),
+        ("I will kill you tonight.", "Last one.", "Other paragraph."),
+        ("Last one.", "Other paragraph.", ""),
+    ]
