@@ -202,9 +202,11 @@ def _text_chunks(raw: BinaryIO, source: str, options: ReadOptions, warn: Callabl
                 warn(f"{source}: invalid {encoding} at byte {pos - buffered + e.start}; replaced with U+FFFD")
                 warned = True
             yield data[: e.start].decode(encoding) + "\ufffd"
-            decoder.reset()
+            # Reported once: from here on, replace quietly and in one pass per block (byte-by-byte recovery
+            # would make a file full of bad bytes crawl).
+            decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
             pos += len(block) - (len(data) - e.end)
-            block = data[e.end :]  # decode the rest afresh
+            block = data[e.end :]
             continue
         if text:
             yield text
