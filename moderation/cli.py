@@ -243,13 +243,15 @@ def score(
             skipped.append(error)
             warn(f"skipped: {error}")
 
-        options = ReadOptions(input_format.value, text_field, id_field, strict, force,
-                              skip if on_error is OnError.skip else None)  # fmt: skip
+        progress = _Progress(_total_bytes(paths)) if sys.stderr.isatty() else None
+        options = ReadOptions(
+            input_format.value, text_field, id_field, strict, force,
+            on_error=skip if on_error is OnError.skip else None, on_bytes=progress.read if progress else None,
+        )  # fmt: skip
         writer = make_writer(fmt.value, sys.stdout, policy.ids)
         documents = read_documents(paths, options, warn=warn)
         batches = score_batches(documents, model, rules, with_terms=explain_terms, jobs=jobs)
         queue_to = _Enqueuer(db, model, rules, queue_uncertain, audit_rate, seed) if queue else None
-        progress = _Progress() if sys.stderr.isatty() else None
         try:
             for batch in batches:
                 writer.write_batch([s for s in batch if s.flagged or not only_flagged or fmt is OutputFormat.table])
@@ -325,14 +327,20 @@ class _Enqueuer:
 
 
 class _Progress:
-    """Sentences scored and sentences per second on stderr, redrawn at most twice a second (only on a terminal)."""
+    """A bar (when the inputs' total size is known), sentences scored and sentences per second, on stderr, redrawn at
+    most twice a second; only used when stderr is a terminal."""
 
-    def __init__(self) -> None:
+    def __init__(self, total_bytes: int | None) -> None:
         import time
 
         self.clock = time.monotonic
         self.start = self.shown = self.clock()
         self.count = 0
+        self.total = total_bytes
+        self.done = 0
+
+    def read(self, n: int) -> None:
+        self.done += n
 
     def advance(self, n: int) -> None:
         self.count += n
@@ -340,13 +348,34 @@ class _Progress:
         if now - self.shown >= 0.5:
             self.shown = now
             rate = self.count / max(now - self.start, 1e-9)
-            sys.stderr.write(f"\r{self.count:,} sentences, {rate:,.0f}/s ")
+            bar = ""
+            if self.total:
+                share = min(self.done / self.total, 1.0)
+                bar = f"[{'#' * int(30 * share):<30}] {100 * share:3.0f}%  "
+            sys.stderr.write(f"\r{bar}{self.count:,} sentences, {rate:,.0f}/s ")
             sys.stderr.flush()
 
     def close(self) -> None:
         if self.shown != self.start:
             sys.stderr.write("\r\x1b[K")
             sys.stderr.flush()
+
+
+def _total_bytes(paths: list[str]) -> int | None:
+    """The inputs' total size, or None when one of them is a stream."""
+    import os
+    import stat
+
+    total = 0
+    for p in paths:
+        try:
+            st = os.stat(p)
+        except OSError:
+            return None
+        if p == "-" or not stat.S_ISREG(st.st_mode):
+            return None
+        total += st.st_size
+    return total
 
 
 @app.command()

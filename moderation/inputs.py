@@ -41,6 +41,7 @@ class ReadOptions:
     strict: bool = False  # invalid UTF-8 is an error rather than replaced
     force: bool = False  # read files that look binary as text
     on_error: Callable[[InputError], None] | None = None  # a bad record: None raises, else this is told and it goes on
+    on_bytes: Callable[[int], None] | None = None  # told how many bytes each read took, for progress
 
     def problem(self, error: InputError) -> None:
         if self.on_error is None:
@@ -170,7 +171,14 @@ def _decoder_for(head: bytes) -> tuple[str, int]:
 
 def _text_chunks(raw: BinaryIO, source: str, options: ReadOptions, warn: Callable[[str], None] | None) -> Iterator[str]:
     # read1 returns what is there rather than waiting for a full block: a pipe from a growing log is scored as it comes.
-    read = getattr(raw, "read1", raw.read)
+    read1 = getattr(raw, "read1", raw.read)
+
+    def read(n: int) -> bytes:
+        data = read1(n)
+        if options.on_bytes:
+            options.on_bytes(len(data))
+        return data
+
     block = read(CHUNK_BYTES)
     encoding, skip = _decoder_for(block)
     if encoding == "utf-8" and not options.force:
@@ -244,6 +252,8 @@ def _jsonl_documents(
         line = raw.readline(MAX_RECORD_BYTES + 1)
         if not line:
             return
+        if options.on_bytes:
+            options.on_bytes(len(line))
         number += 1
         where = f"{source}:{number}"
         if len(line) > MAX_RECORD_BYTES and not line.endswith(b"\n"):

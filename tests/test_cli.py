@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -141,3 +142,26 @@ def test_jobs_give_the_same_output_in_the_same_order(models_dir: Path, tmp_path:
     two = invoke("score", str(path), "--model", str(models_dir), "-f", "jsonl", "--jobs", "2")
     assert one.stdout == two.stdout and len(one.stdout.splitlines()) == 3000
     assert invoke("score", str(path), "--model", str(models_dir), "--jobs", "0").exit_code == 2
+
+
+def test_progress_is_drawn_only_on_a_terminal(models_dir: Path, tmp_path: Path) -> None:
+    import io
+
+    from moderation.cli import _Progress, _total_bytes
+
+    path = tmp_path / "doc.txt"
+    path.write_text("x" * 1000)
+    assert _total_bytes([str(path)]) == 1000 and _total_bytes([str(path), "-"]) is None
+    progress = _Progress(1000)
+    progress.shown -= 1  # as if the last redraw were a second ago
+    stderr = io.StringIO()
+    real, sys.stderr = sys.stderr, stderr
+    try:
+        progress.read(500)
+        progress.advance(20)
+    finally:
+        sys.stderr = real
+    assert "[###############               ]  50%" in stderr.getvalue() and "20 sentences" in stderr.getvalue()
+    # Not a terminal (CliRunner, pipes, CI): nothing but the warning-free result.
+    result = invoke("score", str(path), "--model", str(models_dir), "-f", "jsonl")
+    assert result.stderr == ""
