@@ -35,6 +35,7 @@ class Model:
         self.path = path
         self._pipeline = pipeline
         self._compiled = compiled
+        self._feature_names: tuple[list[str], int] | None = None
 
     @property
     def categories(self) -> tuple[str, ...]:
@@ -62,6 +63,21 @@ class Model:
             except NotCompilable:
                 self._compiled = False
         return self._compiled or None
+
+    @property
+    def feature_names(self) -> tuple[list[str], int]:
+        """The pipeline's feature names by column (word features first) and how many are word features; built once,
+        since explaining every flagged sentence would otherwise invert two vocabularies each time."""
+        if self._feature_names is None:
+            features = dict(self.pipeline.named_steps["features"].transformer_list)
+            word, char = features["word"].vocabulary_, features["char"].vocabulary_
+            names = [""] * (len(word) + len(char))
+            for term, i in word.items():
+                names[i] = term
+            for gram, i in char.items():
+                names[len(word) + i] = gram
+            self._feature_names = (names, len(word))
+        return self._feature_names
 
     def thresholds(self, policy: Policy, override: float | None = None) -> dict[str, float]:
         """Each policy category's threshold: the override, else the policy's fixed value, else the model's."""
@@ -252,13 +268,8 @@ def explain(model: Model, text: str, top: int = 5) -> dict[str, list[tuple[str, 
     them, so a reader sees "kill" rather than " kil" and "ill ".
     """
     norm = normalize(text)
-    features = model.pipeline.named_steps["features"]
-    word_vec = dict(features.transformer_list)["word"]
-    char_vec = dict(features.transformer_list)["char"]
-    x = features.transform([norm]).tocsr()
-    n_word = len(word_vec.vocabulary_)
-    word_names = {i: t for t, i in word_vec.vocabulary_.items()}
-    char_names = {i: t for t, i in char_vec.vocabulary_.items()}
+    x = model.pipeline.named_steps["features"].transform([norm]).tocsr()
+    names, n_word = model.feature_names
     words = list(dict.fromkeys(norm.split()))  # the char_wb analyser's words: white-space separated
     out = {}
     for j, cat in enumerate(model.categories):
@@ -267,10 +278,10 @@ def explain(model: Model, text: str, top: int = 5) -> dict[str, list[tuple[str, 
         for idx, value in zip(x.indices, x.data, strict=True):
             contribution = float(coef[idx] * value)
             if idx < n_word:
-                term = word_names[idx]
+                term = names[idx]
                 totals[term] = totals.get(term, 0.0) + contribution
             else:
-                gram = char_names[idx - n_word]
+                gram = names[idx]
                 owners = [w for w in words if gram in f" {w} "] or [gram]
                 for w in owners:
                     term = w.strip(_PUNCTUATION) or w.strip()

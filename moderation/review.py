@@ -355,10 +355,11 @@ class ReviewStore:
                             (item_id, reviewer, _now(), note))  # fmt: skip
 
     def _append(self, row: sqlite3.Row, reviewer: str, verdict: str, labels: list[str], supersedes: int | None):
+        decided_at = _now()
         cursor = self.db.execute(
             "INSERT INTO decisions (item_id, reviewer, decided_at, verdict, labels, model_version, supersedes) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (row["id"], reviewer, _now(), verdict, json.dumps(labels), row["model_version"], supersedes),
+            (row["id"], reviewer, decided_at, verdict, json.dumps(labels), row["model_version"], supersedes),
         )
         if verdict == "undo":
             # Back to the decision before the undone one, or to pending when there is none.
@@ -370,7 +371,7 @@ class ReviewStore:
             "UPDATE items SET status = ?, labels = ?, claimed_by = NULL, claim_expires = NULL WHERE id = ?",
             (status, current, row["id"]),
         )
-        return Decision(cursor.lastrowid, row["id"], reviewer, _now(), verdict, tuple(labels), row["model_version"],
+        return Decision(cursor.lastrowid, row["id"], reviewer, decided_at, verdict, tuple(labels), row["model_version"],
                         supersedes)  # fmt: skip
 
     def _in_force(self, item_id: int) -> list[str] | None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
 from moderation.data import load_labelled
 from moderation.policy import load_policy
-from moderation.registry import add_version, set_current
+from moderation.registry import add_version, resolve, set_current
 from moderation.training import train
 
 # Six sentences per category and twelve negatives: enough for 3-fold cross-validation, small enough to train in a
@@ -52,6 +53,12 @@ SMALL_SET = [
     ("I could murder a pizza right now", []),
     ("saying immigrants are vermin is racist", []),
 ]
+
+
+def copy_version(models_dir: Path, into: Path, name: str | None = None) -> Path:
+    """A private copy of the current version of `models_dir` (for tests that damage or edit it)."""
+    source = resolve(models_dir)
+    return Path(shutil.copytree(source, into / (name or source.name)))
 
 
 def write_jsonl(path: Path, rows: list[tuple[str, list[str]]]) -> Path:

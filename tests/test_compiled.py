@@ -13,7 +13,7 @@ from moderation.model import SCORER_FILE, load_model
 from moderation.registry import resolve
 from moderation.training import positive_proba
 
-from .conftest import SMALL_SET
+from .conftest import SMALL_SET, copy_version
 
 
 @pytest.fixture(scope="module")
@@ -50,11 +50,7 @@ def test_the_saved_scorer_loads_without_pickle_and_scores_the_same(models, tmp_p
 
 
 def test_a_tampered_scorer_is_refused(models_dir: Path, tmp_path: Path) -> None:
-    version = resolve(models_dir)
-    copy = tmp_path / version.name
-    copy.mkdir()
-    for f in version.iterdir():
-        (copy / f.name).write_bytes(f.read_bytes())
+    copy = copy_version(models_dir, tmp_path)
     scorer = copy / SCORER_FILE
     blob = bytearray(scorer.read_bytes())
     blob[-10] ^= 1

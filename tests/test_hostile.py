@@ -26,6 +26,7 @@ from moderation.policy import check_policy
 from moderation.review import ReviewStore
 from moderation.text import split_sentences
 
+from .conftest import copy_version
 from .test_review import make_item
 
 
@@ -199,20 +200,9 @@ def test_policy_errors_name_file_line_and_key(models_dir: Path, tmp_path: Path) 
 # --- models and the review database ---------------------------------------------------------------------------------
 
 
-def _copy(models_dir: Path, tmp_path: Path) -> Path:
-    from moderation.registry import resolve
-
-    src = resolve(models_dir)
-    dst = tmp_path / "v"
-    dst.mkdir()
-    for f in src.iterdir():
-        (dst / f.name).write_bytes(f.read_bytes())
-    return dst
-
-
 @pytest.mark.parametrize("damage", ["truncate", "corrupt", "swap", "card"])
 def test_damaged_models_are_refused(models_dir: Path, tmp_path: Path, damage: str) -> None:
-    version = _copy(models_dir, tmp_path)
+    version = copy_version(models_dir, tmp_path, "v")
     model = version / "model.joblib"
     if damage == "truncate":
         model.write_bytes(model.read_bytes()[:100])

@@ -13,6 +13,8 @@ from moderation.policy import load_policy
 from moderation.registry import resolve
 from moderation.training import choose_threshold, train
 
+from .conftest import copy_version
+
 
 def test_same_data_and_seed_give_the_same_card_and_predictions(small_data: Path) -> None:
     policy = load_policy()
@@ -43,17 +45,8 @@ def test_probabilities_have_one_column_per_category(models_dir: Path) -> None:
         model.predict_proba("a bare string")
 
 
-def _copy_version(models_dir: Path, tmp_path: Path) -> Path:
-    src = resolve(models_dir)
-    dst = tmp_path / src.name
-    dst.mkdir()
-    for f in src.iterdir():
-        (dst / f.name).write_bytes(f.read_bytes())
-    return dst
-
-
 def test_tampered_model_file_is_refused(models_dir: Path, tmp_path: Path) -> None:
-    version = _copy_version(models_dir, tmp_path)
+    version = copy_version(models_dir, tmp_path)
     blob = bytearray((version / MODEL_FILE).read_bytes())
     blob[len(blob) // 2] ^= 0xFF
     (version / MODEL_FILE).write_bytes(bytes(blob))
@@ -62,7 +55,7 @@ def test_tampered_model_file_is_refused(models_dir: Path, tmp_path: Path) -> Non
 
 
 def test_truncated_model_file_is_refused(models_dir: Path, tmp_path: Path) -> None:
-    version = _copy_version(models_dir, tmp_path)
+    version = copy_version(models_dir, tmp_path)
     data = (version / MODEL_FILE).read_bytes()
     (version / MODEL_FILE).write_bytes(data[: len(data) // 3])
     with pytest.raises(ModelError, match="refusing to load"):
@@ -70,7 +63,7 @@ def test_truncated_model_file_is_refused(models_dir: Path, tmp_path: Path) -> No
 
 
 def test_version_mismatch_warns(models_dir: Path, tmp_path: Path) -> None:
-    version = _copy_version(models_dir, tmp_path)
+    version = copy_version(models_dir, tmp_path)
     card = json.loads((version / "card.json").read_text())
     card["libraries"]["scikit-learn"] = "0.0.1"
     (version / "card.json").write_text(json.dumps(card))
