@@ -2,8 +2,9 @@
 
 scikit-learn's vectorisers build every word and character n-gram of every sentence as a Python string and look
 each up in a dict. Here the same features are found for a whole batch at once with numpy: character n-grams as
-rolling hashes of code points looked up in sorted arrays, word bigrams as pairs of unigram ids. TF-IDF weighting,
-L2 normalisation and the logistic regressions are then a few array operations. The scores equal the pipeline's
+rolling hashes of code points, word bigrams as pairs of unigram ids, both looked up in open-addressing hash tables.
+Since a feature's value is its count x IDF / sqrt(known n-grams) (features.py), a sentence's logit is a sum over
+its n-grams of IDF x coefficient, scaled once: no grouping of n-grams by sentence. The scores equal the pipeline's
 (`tests/test_compiled.py` checks it), and the arrays load from an .npz file without pickle, so scoring runs no code
 from the model file.
 """
@@ -16,11 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .text import normalize_many
+from .text import WORD_TOKEN, normalize_many
 
+FORMAT = 2  # 1: L2-normalised TF-IDF (scored by scikit-learn since); 2: ScaledNgrams
 _MASK = (1 << 64) - 1
 _PRIME = 0x100000001B3  # FNV-1a's 64-bit prime: odd, so multiplying mixes every bit of the code points
-_TOKEN = re.compile(r"(?u)\b\w+\b")  # the word vectoriser's token_pattern
+_FIBONACCI = np.uint64(0x9E3779B97F4A7C15)  # 2**64 / golden ratio: spreads any key's bits into a table slot
+_TOKENS = re.compile(WORD_TOKEN[len("(?u)") :] + r"|\n")  # the word vectoriser's tokens, and the batch separator
 _SEPARATOR = 0  # code point between sentences in a batch: no n-gram crosses it
 
 
@@ -35,20 +38,78 @@ def ngram_hash(gram: str) -> int:
     return h
 
 
+class HashIndex:
+    """uint64 keys to int32 values in an open-addressing table (linear probing, at most a quarter full), looked up
+    for a whole array of keys at once; much faster than a binary search of a sorted array."""
+
+    def __init__(self, keys: np.ndarray, values: np.ndarray) -> None:
+        self.bits = max(4, int(np.ceil(np.log2(max(len(keys), 1) * 4))))
+        size = 1 << self.bits
+        self.keys = np.zeros(size, dtype=np.uint64)
+        self.values = np.full(size, -1, dtype=np.int32)
+        keys = keys.astype(np.uint64)
+        slot = self._home(keys)
+        pending, probe = np.arange(len(keys)), 0
+        # Insert all keys together: each round, every key still waiting tries its next slot; of the keys that want
+        # the same free slot one wins. A key placed at home + k therefore finds home .. home + k - 1 occupied.
+        while len(pending):
+            want = (slot[pending] + np.uint64(probe)) & np.uint64(size - 1)
+            free = np.flatnonzero(self.values[want] == -1)
+            won_slots, first = np.unique(want[free], return_index=True)
+            winners = pending[free[first]]
+            self.keys[won_slots], self.values[won_slots] = keys[winners], values[winners]
+            placed = np.zeros(len(pending), dtype=bool)
+            placed[free[first]] = True
+            pending, probe = pending[~placed], probe + 1
+        self.max_probe = probe
+
+    def _home(self, keys: np.ndarray) -> np.ndarray:
+        with np.errstate(over="ignore"):
+            return (keys * _FIBONACCI) >> np.uint64(64 - self.bits)
+
+    def get(self, keys: np.ndarray) -> np.ndarray:
+        """The value of each key, -1 where it is absent."""
+        out = np.full(len(keys), -1, dtype=np.int32)
+        where, slot = np.arange(len(keys)), self._home(keys)
+        mask = np.uint64(len(self.keys) - 1)
+        for _ in range(self.max_probe):
+            value = self.values[slot]
+            hit = self.keys[slot] == keys
+            hit &= value >= 0
+            out[where[hit]] = value[hit]
+            go_on = (value >= 0) & ~hit  # an empty slot ends the search
+            if not go_on.any():
+                break
+            where, keys, slot = where[go_on], keys[go_on], (slot[go_on] + np.uint64(1)) & mask
+        return out
+
+
 @dataclass(frozen=True)
 class CompiledModel:
     unigrams: dict[str, int]  # token -> unigram rank
     unigram_feature: np.ndarray  # rank -> word feature index
-    bigram_codes: np.ndarray  # sorted rank_a * n_ranks + rank_b
+    bigram_codes: np.ndarray  # rank_a * n_ranks + rank_b
     bigram_feature: np.ndarray
     word_idf: np.ndarray
-    char_keys: tuple[np.ndarray, ...]  # per n-gram length: sorted hashes
+    char_keys: tuple[np.ndarray, ...]  # per n-gram length: hashes
     char_feature: tuple[np.ndarray, ...]
     char_idf: np.ndarray
     char_min_n: int
     word_coef: np.ndarray  # (word features, categories)
     char_coef: np.ndarray
     intercept: np.ndarray
+
+    def __post_init__(self) -> None:
+        # Derived once per load: what scoring looks up. A token's rank is -1 if unknown, -2 for the batch separator.
+        tokens = _Ranks(self.unigrams)
+        tokens["\n"] = -2
+        set_ = object.__setattr__
+        set_(self, "_tokens", tokens)
+        set_(self, "_bigrams", HashIndex(self.bigram_codes, self.bigram_feature))
+        set_(self, "_chars", HashIndex(np.concatenate(self.char_keys), np.concatenate(self.char_feature)))
+        # IDF x coefficient, a row per category (contiguous, for gathering one category at a time).
+        set_(self, "_word_weight", np.ascontiguousarray((self.word_idf[:, None] * self.word_coef).T))
+        set_(self, "_char_weight", np.ascontiguousarray((self.char_idf[:, None] * self.char_coef).T))
 
     # --- building ------------------------------------------------------------------------------------------------
 
@@ -61,16 +122,18 @@ class CompiledModel:
             estimators = pipeline.named_steps["classify"].estimators_
         except (KeyError, AttributeError) as e:
             raise NotCompilable(f"unexpected pipeline: {e}") from None
-        _expect(word, analyzer="word", ngram_range=(1, 2), token_pattern=_TOKEN.pattern)
-        _expect(char, analyzer="char_wb")
+        from .features import ScaledNgrams  # scikit-learn: imported only to compile, never to score
+
         for v in (word, char):
-            _expect(v, lowercase=False, binary=False, norm="l2", use_idf=True, sublinear_tf=True, preprocessor=None,
-                    tokenizer=None, stop_words=None)  # fmt: skip
+            if not isinstance(v, ScaledNgrams):
+                raise NotCompilable(f"features of type {type(v).__name__}, expected ScaledNgrams")
+        _expect(word, analyzer="word", ngram_range=(1, 2))
+        _expect(char, analyzer="char_wb")
+        if pipeline.named_steps["classify"].label_binarizer_.y_type_ == "binary":
+            raise NotCompilable("single-category pipelines are scored by scikit-learn")
         n_word = len(word.vocabulary_)
         coef = np.vstack([e.coef_.ravel() for e in estimators]).T  # (features, categories)
         intercept = np.array([float(e.intercept_[0]) for e in estimators])
-        if pipeline.named_steps["classify"].label_binarizer_.y_type_ == "binary":
-            raise NotCompilable("single-category pipelines are scored by scikit-learn")
 
         unigram_items = sorted((t, i) for t, i in word.vocabulary_.items() if " " not in t)
         unigrams = {t: rank for rank, (t, _) in enumerate(unigram_items)}
@@ -81,29 +144,22 @@ class CompiledModel:
                 a, b = gram.split(" ")
                 codes.append(unigrams[a] * n_ranks + unigrams[b])  # both are in the vocabulary: same min_df
                 bigram_feature.append(i)
-        order = np.argsort(codes)
         min_n, max_n = char.ngram_range
         keys: list[list[int]] = [[] for _ in range(min_n, max_n + 1)]
         feats: list[list[int]] = [[] for _ in range(min_n, max_n + 1)]
         for gram, i in char.vocabulary_.items():
             keys[len(gram) - min_n].append(ngram_hash(gram))
             feats[len(gram) - min_n].append(i)
-        char_keys, char_feature = [], []
-        for k, f in zip(keys, feats, strict=True):
-            o = np.argsort(np.array(k, dtype=np.uint64), kind="stable")
-            char_keys.append(np.array(k, dtype=np.uint64)[o])
-            char_feature.append(np.array(f, dtype=np.int64)[o])
-        for k in char_keys:
-            if len(np.unique(k)) != len(k):
-                raise NotCompilable("two character n-grams share a hash")
+        if len({k for ks in keys for k in ks}) != len(char.vocabulary_):
+            raise NotCompilable("two character n-grams share a hash")
         return cls(
             unigrams=unigrams,
             unigram_feature=np.array([i for _, i in unigram_items], dtype=np.int64),
-            bigram_codes=np.array(codes, dtype=np.int64)[order],
-            bigram_feature=np.array(bigram_feature, dtype=np.int64)[order],
+            bigram_codes=np.array(codes, dtype=np.uint64),
+            bigram_feature=np.array(bigram_feature, dtype=np.int32),
             word_idf=word.idf_.astype(np.float64),
-            char_keys=tuple(char_keys),
-            char_feature=tuple(char_feature),
+            char_keys=tuple(np.array(k, dtype=np.uint64) for k in keys),
+            char_feature=tuple(np.array(f, dtype=np.int32) for f in feats),
             char_idf=char.idf_.astype(np.float64),
             char_min_n=min_n,
             word_coef=coef[:n_word],
@@ -115,6 +171,7 @@ class CompiledModel:
 
     def save(self, path: Path) -> None:
         arrays = {
+            "format": np.array(FORMAT),
             "unigram_tokens": np.array(list(self.unigrams), dtype=str),
             "unigram_feature": self.unigram_feature,
             "bigram_codes": self.bigram_codes,
@@ -132,8 +189,11 @@ class CompiledModel:
             np.savez(fh, **arrays)
 
     @classmethod
-    def load(cls, path: Path) -> CompiledModel:
+    def load(cls, path: Path) -> CompiledModel | None:
+        """The scorer stored at `path`, or None if it is of an older format (the pipeline then scores)."""
         with np.load(path, allow_pickle=False) as z:
+            if "format" not in z.files or int(z["format"]) != FORMAT:
+                return None
             lengths = sum(1 for name in z.files if name.startswith("char_keys_"))
             tokens = z["unigram_tokens"].tolist()
             return cls(
@@ -164,22 +224,19 @@ class CompiledModel:
         return 1.0 / (1.0 + np.exp(-logits))
 
     def _word_scores(self, docs: list[str]) -> np.ndarray:
-        token_lists = [_TOKEN.findall(d) for d in docs]
-        lengths = np.fromiter(map(len, token_lists), dtype=np.int64, count=len(docs))
-        get = self.unigrams.get
-        ranks = np.fromiter((get(t, -1) for tokens in token_lists for t in tokens), dtype=np.int64,
-                            count=int(lengths.sum()))  # fmt: skip
-        doc_of = np.repeat(np.arange(len(docs)), lengths)
+        # One pass over the batch: "\n" separates the documents (a normalised text has no line break of its own).
+        tokens = _TOKENS.findall("\n".join(docs))
+        ranks = np.fromiter(map(self._tokens.__getitem__, tokens), dtype=np.int64, count=len(tokens))
+        doc_of = np.cumsum(ranks == -2)
         known = ranks >= 0
-        doc_parts, feat_parts = [doc_of[known]], [self.unigram_feature[ranks[known]]]
-        if len(ranks) > 1 and len(self.bigram_codes):
-            same_doc = doc_of[1:] == doc_of[:-1]
-            both = same_doc & known[1:] & known[:-1]
-            codes = ranks[:-1][both] * len(self.unigram_feature) + ranks[1:][both]
-            found, where = _lookup(self.bigram_codes, codes)
-            doc_parts.append(doc_of[1:][both][found])
-            feat_parts.append(self.bigram_feature[where[found]])
-        return _tfidf_scores(len(docs), doc_parts, feat_parts, self.word_idf, self.word_coef)
+        unigram_docs, unigram_feats = doc_of[known], self.unigram_feature[ranks[known]]
+        both = known[1:] & known[:-1]  # a separator between two documents is never known: no bigram crosses it
+        codes = (ranks[:-1][both] * len(self.unigram_feature) + ranks[1:][both]).astype(np.uint64)
+        bigram_feats = self._bigrams.get(codes)
+        found = bigram_feats >= 0
+        docs_of = np.concatenate([unigram_docs, doc_of[1:][both][found]])
+        feats = np.concatenate([unigram_feats, bigram_feats[found]])
+        return _scaled_sums(len(docs), docs_of, feats, self._word_weight)
 
     def _char_scores(self, docs: list[str]) -> np.ndarray:
         # " doc " per sentence, separated by code point 0: the char_wb windows are exactly those inside one padded
@@ -189,7 +246,7 @@ class CompiledModel:
         doc_at = np.repeat(np.arange(len(docs)), [len(d) + 3 for d in docs])[: len(codes)]
         space = codes == 32
         stop = codes == _SEPARATOR
-        doc_parts, feat_parts = [], []
+        hashes, positions = [], []
         h = np.zeros(len(codes), dtype=np.uint64)
         interior_space = np.zeros(len(codes), dtype=bool)
         bad = np.zeros(len(codes), dtype=bool)
@@ -209,36 +266,27 @@ class CompiledModel:
                 valid = ~bad & ~interior_space
                 if n == 2:
                     valid &= ~(space[:m] & space[1 : 1 + m])  # "  " only arises from an empty sentence
-                found, where = _lookup(self.char_keys[n - self.char_min_n], h[valid])
-                doc_parts.append(doc_at[:m][valid][found])
-                feat_parts.append(self.char_feature[n - self.char_min_n][where[found]])
-        return _tfidf_scores(len(docs), doc_parts, feat_parts, self.char_idf, self.char_coef)
+                at = np.flatnonzero(valid)
+                hashes.append(h[at])
+                positions.append(at)
+        feats = self._chars.get(np.concatenate(hashes))
+        found = feats >= 0
+        return _scaled_sums(len(docs), doc_at[np.concatenate(positions)[found]], feats[found], self._char_weight)
 
 
-def _lookup(sorted_keys: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For each key, whether it is in `sorted_keys` and where."""
-    if not len(sorted_keys) or not len(keys):
-        return np.zeros(len(keys), dtype=bool), np.zeros(len(keys), dtype=np.int64)
-    where = np.searchsorted(sorted_keys, keys)
-    where[where == len(sorted_keys)] = 0
-    return sorted_keys[where] == keys, where
+class _Ranks(dict):
+    """Token -> unigram rank; -1 for a token not in the vocabulary, without a Python-level default per lookup."""
+
+    def __missing__(self, key: str) -> int:
+        return -1
 
 
-def _tfidf_scores(n_docs: int, doc_parts, feat_parts, idf: np.ndarray, coef: np.ndarray) -> np.ndarray:
-    """Sum over each document's features of sublinear-tf x idf, L2-normalised, times the coefficients."""
-    from scipy.sparse import csr_matrix
-
-    docs = np.concatenate(doc_parts) if doc_parts else np.zeros(0, dtype=np.int64)
-    feats = np.concatenate(feat_parts) if feat_parts else np.zeros(0, dtype=np.int64)
-    if not len(docs):
-        return np.zeros((n_docs, coef.shape[1]))
-    # Building CSR from (row, column) pairs and summing duplicates sorts within each row only: the rows are short.
-    x = csr_matrix((np.ones(len(docs)), (docs, feats)), shape=(n_docs, len(idf)))
-    x.sum_duplicates()
-    x.data = (1.0 + np.log(x.data)) * idf[x.indices]
-    rows = np.repeat(np.arange(n_docs), np.diff(x.indptr))
-    x.data /= np.sqrt(np.bincount(rows, weights=x.data * x.data, minlength=n_docs))[rows]
-    return np.asarray(x @ coef)
+def _scaled_sums(n_docs: int, docs: np.ndarray, feats: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """Per document, the sum of its n-grams' IDF x coefficient (`weight`: categories x features), divided by the
+    square root of how many n-grams it has."""
+    known = np.bincount(docs, minlength=n_docs)
+    sums = np.column_stack([np.bincount(docs, weights=column[feats], minlength=n_docs) for column in weight])
+    return sums / np.sqrt(np.maximum(known, 1))[:, None]
 
 
 def _expect(vectorizer, **params) -> None:

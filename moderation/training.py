@@ -12,7 +12,6 @@ import joblib
 import numpy as np
 import scipy
 import sklearn
-from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score, brier_score_loss, precision_recall_fscore_support, roc_auc_score
 from sklearn.model_selection import KFold
@@ -22,6 +21,7 @@ from sklearn.preprocessing import FunctionTransformer
 
 from .data import LabelledSet, fingerprint
 from .errors import ModelError
+from .features import ScaledNgrams
 from .model import CARD_FORMAT, Model
 from .policy import Policy
 from .text import normalize_many
@@ -31,13 +31,8 @@ def build_pipeline(c: float = 8.0, seed: int = 0) -> Pipeline:
     """An untrained pipeline: raw sentences in, one probability per category out."""
     # Character n-grams inside word boundaries carry what survives obfuscation that normalisation did not fold
     # ("kil", "murd"); word n-grams carry context such as negation and "the process".
-    words = TfidfVectorizer(
-        analyzer="word", token_pattern=r"(?u)\b\w+\b", ngram_range=(1, 2), min_df=2, sublinear_tf=True,
-        lowercase=False, dtype=np.float32,
-    )  # fmt: skip
-    chars = TfidfVectorizer(
-        analyzer="char_wb", ngram_range=(2, 5), min_df=2, sublinear_tf=True, lowercase=False, dtype=np.float32
-    )
+    words = ScaledNgrams(analyzer="word", ngram_range=(1, 2), min_df=2)
+    chars = ScaledNgrams(analyzer="char_wb", ngram_range=(2, 5), min_df=2)
     classifier = LogisticRegression(C=c, solver="liblinear", max_iter=1000, random_state=seed)
     return Pipeline(
         [

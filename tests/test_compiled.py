@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -7,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from moderation.compiled import CompiledModel
+from moderation.compiled import CompiledModel, HashIndex
 from moderation.errors import ModelError
-from moderation.model import SCORER_FILE, load_model
+from moderation.model import SCORER_FILE, load_model, sha256_file
 from moderation.registry import resolve
 from moderation.training import positive_proba
 
@@ -63,3 +64,42 @@ def test_scoring_does_not_unpickle(models_dir: Path) -> None:
     model = load_model(resolve(models_dir))
     model.predict_proba(["I will kill you"])
     assert model._pipeline is None  # the pickle was never loaded
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.sets(st.integers(0, 2**64 - 1), max_size=300), st.lists(st.integers(0, 2**64 - 1), max_size=300))
+def test_the_hash_index_finds_every_key_and_nothing_else(keys: set[int], others: list[int]) -> None:
+    keys_array = np.array(sorted(keys), dtype=np.uint64)
+    index = HashIndex(keys_array, np.arange(len(keys), dtype=np.int32))
+    assert index.get(keys_array).tolist() == list(range(len(keys)))
+    probes = np.array(others, dtype=np.uint64)
+    expected = [sorted(keys).index(k) if k in keys else -1 for k in others]
+    assert index.get(probes).tolist() == expected
+
+
+def test_the_hash_index_survives_keys_that_all_want_one_slot() -> None:
+    candidates = np.random.default_rng(0).integers(0, 2**63, size=400_000, dtype=np.uint64)
+    probe = HashIndex(candidates[:199], np.zeros(199, dtype=np.int32))  # a table of the size 199 keys get
+    crowded = np.unique(candidates[probe._home(candidates) == 5])[:199]  # keys that all want slot 5
+    assert len(crowded) == 199
+    index = HashIndex(crowded, np.arange(len(crowded), dtype=np.int32))
+    assert index.max_probe == len(crowded)  # the last one placed walked past all the others
+    assert index.get(crowded).tolist() == list(range(len(crowded)))
+    absent = np.setdiff1d(candidates[probe._home(candidates) == 5], crowded)[:5]
+    assert index.get(absent).tolist() == [-1] * len(absent)
+
+
+def test_a_scorer_of_an_older_format_is_left_to_the_pipeline(models_dir: Path, tmp_path: Path) -> None:
+    copy = copy_version(models_dir, tmp_path)
+    scorer = copy / SCORER_FILE
+    with np.load(scorer, allow_pickle=False) as z:
+        arrays = {name: z[name] for name in z.files if name != "format"}  # as format 1 files were
+    with scorer.open("wb") as f:
+        np.savez(f, **arrays)
+    assert CompiledModel.load(scorer) is None
+    card = json.loads((copy / "card.json").read_text())
+    card["scorer_sha256"] = sha256_file(scorer)
+    (copy / "card.json").write_text(json.dumps(card))
+    model = load_model(copy)
+    texts = [t for t, _ in SMALL_SET]
+    assert np.allclose(model.predict_proba(texts), positive_proba(model.pipeline, texts), atol=1e-6)
