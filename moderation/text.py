@@ -11,9 +11,13 @@ import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+import numpy as np
+
 #: A sentence longer than this is cut on white space (or hard, if it has none) so one pathological line cannot
 #: make a single model input of unbounded size.
 MAX_SENTENCE_CHARS = 1000
+#: What the model counts as a word (scikit-learn's default token pattern).
+WORD_TOKEN = r"(?u)\b\w+\b"
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,20 +297,38 @@ _CONTROL = {c: " " for c in [*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0)]}
 # "\n" separates the texts of a batch (each text's own line breaks are spaces by then), so it is kept.
 _CLEAN = str.maketrans({**_CONTROL, **_INVISIBLE, ord("\n"): "\n"})
 
+
+def _char_class(code_points: Iterable[int]) -> str:
+    """A regular-expression class of the code points, as ranges (a class of single characters is slow to test)."""
+    ranges: list[list[int]] = []
+    for c in sorted(code_points):
+        if ranges and c == ranges[-1][1] + 1:
+            ranges[-1][1] = c
+        else:
+            ranges.append([c, c])
+    return "[" + "".join(re.escape(chr(a)) + (f"-{re.escape(chr(b))}" if b > a else "") for a, b in ranges) + "]"
+
+
+_TO_CLEAN = re.compile(_char_class(c for c in _CLEAN if c != ord("\n")))
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+_RARELY_DOUBLED = frozenset("aiuyhjkqvwx")
+
 # Letters from other scripts that look like Latin ones, used to dodge word filters ("kіll" with a Cyrillic i).
 _HOMOGLYPHS = str.maketrans(dict(zip("аеорсухіјѕкмнтвԁһӏɡαειορτυνκηχ", "aeopcyxijskmhtbdhlgaeioptuvknx", strict=True)))
 # Digits and symbols standing in for letters inside a word ("k1ll", "sh00t", "@ss", "$hit", "k!ll").
 _LEET = str.maketrans("013457@$!|", "oieastasii")
-# Where a digit or symbol touches a letter: the word around it is a leet candidate.
-_LEET_PAIR = re.compile(r"[a-z][0-9@$!|]|[0-9@$!|][a-z]")
+# Where a digit or symbol touches a letter ([a-z][0-9@$!|] or the reverse), the word around it is a leet candidate.
+_IS_LEET = np.zeros(128, dtype=bool)
+_IS_LEET[[ord(c) for c in "0123456789@$!|"]] = True
 _WORD_CHARS = re.compile(r"[\w@$!|]*")
 # Single letters separated by one separator: "k i l l", "k.i.l.l", "k-i-l-l", "k*i*l*l" (three letters or more).
 _SPACED = re.compile(r"(?<![a-z])[a-z](?:[ .\-_*][a-z]){2,}(?![a-z])")
 _SEPARATORS = str.maketrans("", "", " .-_*")
+_IS_SEPARATOR = np.zeros(128, dtype=bool)
+_IS_SEPARATOR[[ord(c) for c in " .-_*"]] = True
 # Letters that English rarely doubles are folded to one ("kiill"); any letter run of three or more to two.
 _LONG_RUN = re.compile(r"([a-z])\1{2,}")
-_RARE_DOUBLE = re.compile(r"([aiuyhjkqvwx])\1")
-_SPACES = re.compile(r"[^\S\n]+")
+_SPACES = re.compile(r"[^\S\n]{2,}|[^\S \n]")  # only white space other than one plain space needs replacing
 _LINE_EDGES = re.compile(r" ?\n ?")
 _LIST_MARKERS = re.compile(r"^(?:(?:[-*+•‣◦▪>]|\d{1,3}[.)]|#{1,6})(?: |$))+", re.MULTILINE)
 _HOMOGLYPH = re.compile(r"[аеорсухіјѕкмнтвԁһӏɡαειορτυνκηχ]")
@@ -322,43 +344,75 @@ def normalize_many(texts: Iterable[str]) -> list[str]:
     """`normalize` over many texts at once.
 
     The texts are joined with line breaks and each step runs once over the whole batch: every step is local to a
-    line, so the result is the same as one text at a time, at a fraction of the cost per text.
+    line, so the result is the same as one text at a time, at a fraction of the cost per text. Steps that most text
+    does not need are skipped after a cheap test for what they act on.
     """
     if isinstance(texts, str):
         raise TypeError("expected an iterable of texts, got a single string")
-    text = "\n".join(t.replace("\n", " ") for t in texts)
-    text = unicodedata.normalize("NFKC", text).casefold().translate(_CLEAN)
-    if not text.isascii():  # strip accents ("kíll"), on the lines that have any
-        text = "\n".join(line if line.isascii() else _strip_accents(line) for line in text.split("\n"))
-    text = _LINE_EDGES.sub("\n", _SPACES.sub(" ", text)).strip(" ")
+    texts = texts if isinstance(texts, list) else list(texts)
+    text = "\n".join(texts)
+    if text.count("\n") > len(texts) - 1:  # some text has a line break of its own: a space, as every other
+        text = "\n".join(t.replace("\n", " ") for t in texts)
+    text = unicodedata.normalize("NFKC", text).casefold()
+    if _TO_CLEAN.search(text):
+        text = text.translate(_CLEAN)
+    if not text.isascii():
+        text = _strip_accents(text)
+    if "  " in text or not text.isascii():
+        text = _SPACES.sub(" ", text)
+    if " \n" in text or "\n " in text:
+        text = _LINE_EDGES.sub("\n", text)
+    text = text.strip(" ")
     text = _LIST_MARKERS.sub("", text)  # "- item": layout, not content
     return _fold_evasions(text).split("\n")
 
 
 def _fold_evasions(text: str) -> str:
+    # The tests for what each step acts on are array comparisons over the code points: a regular expression costs
+    # about as much to scan a batch as to rewrite it, and most text needs none of these steps.
     if not text.isascii():
-        text = _rewrite_words(text, _HOMOGLYPH, _map_homoglyphs)
-    text = _rewrite_words(text, _LEET_PAIR, _unleet)
-    text = _fold_runs(text)
+        text = _rewrite_words(text, (m.start() for m in _HOMOGLYPH.finditer(text)), _map_homoglyphs)
+    codes = _code_points(text)
+    letter = (codes >= 97) & (codes <= 122)
+    leet = _IS_LEET[np.minimum(codes, 127)]
+    touching = np.flatnonzero((letter[:-1] & leet[1:]) | (leet[:-1] & letter[1:]))
+    if len(touching):
+        text = _rewrite_words(text, touching.tolist(), _unleet)
+        codes = _code_points(text)
+        letter = (codes >= 97) & (codes <= 122)
+    text, changed = _fold_runs(text, codes, letter)
+    if changed:
+        codes = _code_points(text)
+        letter = (codes >= 97) & (codes <= 122)
+    # "k i l l": a letter, a separator, a letter, a separator, a letter; _SPACED then checks the edges.
+    separator = _IS_SEPARATOR[np.minimum(codes, 127)]
+    spaced = letter[:-4] & separator[1:-3] & letter[2:-2] & separator[3:-1] & letter[4:]
+    if not spaced.any():
+        return text
     # Joining "k i l l" can make new runs or leet words ("a.a.a" -> "aaa"); fold the shorter text again.
     joined = _SPACED.sub(_join_letters, text)
     return text if joined == text else _fold_evasions(joined)
 
 
-def _rewrite_words(text: str, marker: re.Pattern[str], rewrite) -> str:
-    """Apply `rewrite` to each word (a run of word characters, @, $, !, |) that contains a `marker` match.
+def _code_points(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+
+
+def _rewrite_words(text: str, marks: Iterable[int], rewrite) -> str:
+    """Apply `rewrite` to each word (a run of word characters, @, $, !, |) that holds one of the offsets `marks`
+    (in increasing order).
 
     Finding the few marked places first and widening each to its word is much faster than offering every word of a
     batch to a Python function.
     """
     out, done = [], 0
-    for m in marker.finditer(text):
-        if m.start() < done:
+    for mark in marks:
+        if mark < done:
             continue  # inside a word already rewritten
-        start = m.start()
+        start = mark
         while start > done and (text[start - 1].isalnum() or text[start - 1] in "_@$!|"):
             start -= 1
-        end = _WORD_CHARS.match(text, m.start()).end()
+        end = _WORD_CHARS.match(text, mark).end()
         out += (text[done:start], rewrite(text[start:end]))
         done = end
     if not out:
@@ -367,13 +421,32 @@ def _rewrite_words(text: str, marker: re.Pattern[str], rewrite) -> str:
     return "".join(out)
 
 
-def _fold_runs(text: str) -> str:
-    return _RARE_DOUBLE.sub(r"\1", _LONG_RUN.sub(r"\1\1", text))
+def _fold_runs(text: str, codes: np.ndarray, letter: np.ndarray) -> tuple[str, bool]:
+    """Letter runs folded, and whether anything changed."""
+    pair = (codes[1:] == codes[:-1]) & letter[1:]
+    doubled = codes[1:][pair]
+    if not len(doubled):
+        return text, False
+    before = text
+    if (pair[1:] & pair[:-1]).any():
+        text = _LONG_RUN.sub(r"\1\1", text)
+    rare = set(doubled.tobytes().decode("utf-32-le")) & _RARELY_DOUBLED
+    if rare:
+        text = re.sub(f"([{''.join(sorted(rare))}])\\1", r"\1", text)
+    return text, text != before
 
 
 def _strip_accents(text: str) -> str:
     decomposed = unicodedata.normalize("NFD", text)
-    return unicodedata.normalize("NFC", "".join(c for c in decomposed if not unicodedata.combining(c)))
+    marks = [m.start() for m in _NON_ASCII.finditer(decomposed) if unicodedata.combining(m.group())]
+    if marks:
+        kept, done = [], 0
+        for at in marks:
+            kept.append(decomposed[done:at])
+            done = at + 1
+        kept.append(decomposed[done:])
+        decomposed = "".join(kept)
+    return unicodedata.normalize("NFC", decomposed)
 
 
 def _map_homoglyphs(word: str) -> str:

@@ -117,3 +117,28 @@ def test_normalize_is_idempotent_and_total(text: str) -> None:
 def test_normalize_many_refuses_a_bare_string() -> None:
     with pytest.raises(TypeError):
         normalize_many("kill")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(alphabet=st.sampled_from(list("kil you aeiouxq 01$@!|.-_*\t\r\n\u00a0\u200bí\u0430\u0301ß")),
+                        max_size=30), min_size=1, max_size=6))  # fmt: skip
+def test_a_batch_is_normalised_as_each_text_alone(texts: list[str]) -> None:
+    # Each step is skipped when nothing in the whole batch needs it: a text must come out the same either way.
+    assert normalize_many(texts) == [normalize(t) for t in texts]
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("kiiiill them", "kill them"),  # a run of three or more, then a rare double
+        ("soooo good", "soo good"),
+        ("hii there, buzz", "hi there, buzz"),
+        ("a b c d words", "abcd words"),
+        ("k.i.l.l\tthem\u00a0 all", "kill them all"),
+        ("line one\nline two", "line one line two"),
+        ("$h00t @ll of them", "shoot all of them"),
+    ],
+)
+def test_each_folding_step_applies_where_it_is_needed(raw: str, expected: str) -> None:
+    assert normalize(raw) == expected
+    assert normalize_many(["plain text", raw, "more plain text"])[1] == expected
