@@ -105,13 +105,35 @@ class Writer:
             self.flush()
 
 
+def json_line(s: SentenceScore) -> str:
+    """`json.dumps(record(s), ensure_ascii=False)`, built directly: a sentence's record is mostly numbers and a few
+    strings, and the general encoder's work per value was the largest cost of writing JSON Lines."""
+    if s.terms is not None:
+        return json.dumps(record(s), ensure_ascii=False)
+    scores = ", ".join(f"{_string(c)}: {float.__repr__(v)}" for c, v in s.scores.items())
+    suppressed = ", ".join(f"{_string(c)}: {_string(p)}" for c, p in s.suppressed.items())
+    return (
+        f'{{"source": {_string(s.source)}, "doc_id": {_nullable(s.doc_id)}, "index": {s.index}, "start": {s.start}, '
+        f'"end": {s.end}, "line": {s.line}, "col": {s.col}, "text": {_string(s.text)}, "scores": {{{scores}}}, '
+        f'"flagged": [{", ".join(map(_string, s.flagged))}], "review": [{", ".join(map(_string, s.review))}], '
+        f'"suppressed": {{{suppressed}}}, "lang": {_nullable(s.lang)}}}'
+    )
+
+
+_string = json.encoder.encode_basestring  # JSON string literal, non-ASCII kept as is (ensure_ascii=False)
+
+
+def _nullable(value: str | None) -> str:
+    return "null" if value is None else _string(value)
+
+
 class JsonlWriter(Writer):
     def __init__(self, stream: TextIO, categories: tuple[str, ...]) -> None:
         super().__init__(stream, categories)
         self.pending: list[str] = []  # one write per batch: a write per line costs more than encoding it
 
     def _write(self, s: SentenceScore) -> None:
-        self.pending.append(json.dumps(record(s), ensure_ascii=False))
+        self.pending.append(json_line(s))
         self.pending.append("\n")
 
     def flush(self) -> None:
@@ -123,7 +145,7 @@ class JsonlWriter(Writer):
 
 class JsonWriter(Writer):
     def _write(self, s: SentenceScore) -> None:
-        self.stream.write(("[\n" if self.sentences == 1 else ",\n") + json.dumps(record(s), ensure_ascii=False))
+        self.stream.write(("[\n" if self.sentences == 1 else ",\n") + json_line(s))
 
     def close(self) -> None:
         self.stream.write("[]\n" if self.sentences == 0 else "\n]\n")

@@ -126,12 +126,21 @@ def score_batches(
         scored = _parallel(batches, model, jobs)
     cats = list(rules.flag)
     columns = [model.categories.index(c) for c in cats]
+    # Below every category's review threshold (most sentences) the outcome is nothing, whatever the language; only
+    # a policy's always-flag terms could change that.
+    lowest = np.array([min(rules.flag[c], rules.review[c]) for c in cats])
+    has_terms = rules.policy.has_terms
     for batch, proba in scored:
         out = []
-        for (doc, index, s, doc_lang), row in zip(batch, proba.tolist(), strict=True):
-            raw = {c: row[j] for c, j in zip(cats, columns, strict=True)}  # decisions on the raw scores
+        picked = proba[:, columns]
+        hot = (picked >= lowest).any(axis=1).tolist()
+        for (doc, index, s, doc_lang), row, is_hot in zip(batch, picked.tolist(), hot, strict=True):
             lang, unsupported = rules.guard.sentence(s.text, doc_lang) if rules.guard else (None, False)
-            flagged, review, suppressed, forced, unsupported = rules.outcome(s.text, raw, unsupported)
+            raw = dict(zip(cats, row, strict=True))  # decisions on the raw scores
+            if is_hot or has_terms:
+                flagged, review, suppressed, forced, unsupported = rules.outcome(s.text, raw, unsupported)
+            else:
+                flagged, review, suppressed, forced = (), (), {}, {}
             scores = {c: round(v, 4) for c, v in raw.items()}
             terms = None
             if with_terms and flagged:

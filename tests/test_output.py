@@ -4,7 +4,10 @@ import csv
 import io
 import json
 
-from moderation.output import RECORD_KEYS, make_writer, printable
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from moderation.output import RECORD_KEYS, json_line, make_writer, printable, record
 from moderation.scoring import SentenceScore
 
 CATS = ("threat", "incitement", "hate", "harassment")
@@ -61,3 +64,19 @@ def test_printable_keeps_ordinary_unicode() -> None:
     assert printable("café 🚀 שלום") == "café 🚀 שלום"
     assert printable("a\tb\r\nc") == "a b  c"
     assert printable("a\x00b\x7fc\x9b") == "a\\x00b\\x7fc\\x9b"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    text=st.text(),
+    source=st.text(min_size=1),
+    doc_id=st.none() | st.text(),
+    lang=st.none() | st.text(max_size=3),
+    scores=st.lists(st.floats(0, 1), min_size=4, max_size=4),
+    flagged=st.lists(st.sampled_from(CATS), unique=True),
+    suppressed=st.dictionaries(st.sampled_from(CATS), st.text(max_size=10)),
+)
+def test_a_json_line_is_what_the_json_module_would_write(text, source, doc_id, lang, scores, flagged, suppressed):
+    s = SentenceScore(source, doc_id, 3, 0, len(text), 1, 1, text, dict(zip(CATS, scores, strict=True)),
+                      tuple(flagged), None, tuple(flagged[:1]), suppressed, {}, lang)  # fmt: skip
+    assert json_line(s) == json.dumps(record(s), ensure_ascii=False)
