@@ -30,6 +30,11 @@ class Sentence:
     col: int
     text: str
 
+    def __reduce__(self):
+        # Pickled as the constructor's arguments (--jobs sends sentences to worker processes): much cheaper than the
+        # state-dict pickling of a frozen slotted dataclass.
+        return Sentence, (self.start, self.end, self.line, self.col, self.text)
+
 
 # --- segmentation -------------------------------------------------------------------------------------------------
 
@@ -40,6 +45,8 @@ _HARD_BREAK = re.compile(
     r"(?P<heading>(?<![^\r\n])[ \t]*#{1,6}[ \t][^\r\n]*)"
     r"|" + _BREAK + r"[ \t]*(?:" + _BREAK + r"|(?=(?:[-*+•‣◦▪]|\d{1,3}[.)])[ \t]))"
 )
+#: A blank line: no sentence spans one, so a document can be cut after it and each side split on its own.
+PARAGRAPH_BREAK = re.compile(_BREAK + r"[ \t]*" + _BREAK)
 # Terminal punctuation, then closing quotes or brackets, then white space or the end of the text.
 # Possessive, and only from the start of a run: a long run of "." not followed by white space fails in one step
 # instead of being retried from every position in it.
@@ -168,10 +175,17 @@ def _spans(text: str, begin: int, end: int) -> Iterator[tuple[int, int]]:
 
 def _paragraphs(text: str, begin: int, end: int) -> Iterator[tuple[int, int]]:
     start = begin
-    for m in _HARD_BREAK.finditer(text, begin, end):
-        yield start, m.start()
-        if m.group("heading"):
-            yield m.start(), m.end()
+    # Searching from the start of `begin`'s line finds a heading that began before it (its rest is a paragraph).
+    line = max(text.rfind("\n", 0, begin), text.rfind("\r", 0, begin)) + 1
+    for m in _HARD_BREAK.finditer(text, line, end):
+        if m.end() <= begin:
+            continue
+        if m.start() < begin:
+            yield begin, m.end()
+        else:
+            yield start, m.start()
+            if m.group("heading"):
+                yield m.start(), m.end()
         start = m.end()
     yield start, end
 
@@ -221,22 +235,29 @@ def split_sentences(text: str) -> list[Sentence]:
     return list(iter_sentences([text]))
 
 
-def iter_sentences(chunks: Iterable[str]) -> Iterator[Sentence]:
+#: Characters of context kept before the text still to split: every look back the splitting makes (a list number
+#: is judged by the 40 characters before it); see `context_of`.
+CONTEXT_CHARS = 41
+
+
+def iter_sentences(chunks: Iterable[str], context: str = "") -> Iterator[Sentence]:
     """Split a document given as successive chunks of text, yielding sentences as soon as they are certain.
 
     Offsets, lines and columns are those of the whole document (the concatenation of the chunks). Memory is bounded
     by the chunk size plus one sentence: the last sentence of each chunk is kept back, since the next chunk may
-    continue it.
+    continue it. `context` is the text that came before, if the chunks are a part of a larger document: it is only
+    looked at, never split (`context_of` gives what of it matters).
     """
     lines = _Lines()
-    buf = ""
-    offset = 0  # absolute offset of buf[0]
+    buf = context
+    begin = len(context)  # where the text still to split starts in buf; what is before it is context
+    offset = -len(context)  # absolute offset of buf[0]
     for chunk in chunks:
         if not chunk:
             continue
         buf += chunk
         pending = None
-        for s, e in _spans(buf, 0, len(buf)):
+        for s, e in _spans(buf, begin, len(buf)):
             for ps, pe in _strip_and_cap(buf, s, e):
                 if pending is not None:
                     yield _sentence(buf, offset, lines, *pending)
@@ -244,22 +265,27 @@ def iter_sentences(chunks: Iterable[str]) -> Iterator[Sentence]:
         if pending is not None and _settled(buf, pending[1]):
             yield _sentence(buf, offset, lines, *pending)
             pending = None
-        # Keep the pending sentence (the next chunk may continue it) and one character before it, so that whether it
-        # starts a line is judged the same whatever the chunking. With none pending the buffer is white space; a
-        # trailing "\r" may be half of "\r\n": keep it.
-        if pending is None:
-            keep = len(buf) - buf.endswith("\r")
-        else:
-            keep = pending[0]
-            if keep > 0 and buf[keep - 1].isspace():
-                keep -= 1
-                if keep > 0 and buf[keep - 1 : keep + 1] == "\r\n":
-                    keep -= 1  # never between the halves of one line break
-        lines.advance(buf, offset, offset + keep)
-        buf, offset = buf[keep:], offset + keep
-    for s, e in _spans(buf, 0, len(buf)):
+        # Split again from the pending sentence (the next chunk may continue it), or from the end; a trailing "\r"
+        # may be half of "\r\n": split it again too. Keep context before it, so whether it starts a line or follows
+        # a heading is judged the same whatever the chunking.
+        begin = pending[0] if pending is not None else len(buf) - buf.endswith("\r")
+        keep = begin - len(context_of(buf[:begin]))
+        if offset + keep > lines.pos:
+            lines.advance(buf, offset, offset + keep)
+        buf, offset, begin = buf[keep:], offset + keep, begin - keep
+    for s, e in _spans(buf, begin, len(buf)):
         for ps, pe in _strip_and_cap(buf, s, e):
             yield _sentence(buf, offset, lines, ps, pe)
+
+
+def context_of(text: str) -> str:
+    """The end of `text` that splitting what follows it looks at: `CONTEXT_CHARS` characters, and back to the start
+    of the line (where a heading would start) unless that is more than a sentence's length away."""
+    line = max(text.rfind("\n"), text.rfind("\r")) + 1
+    keep = max(0, min(len(text) - CONTEXT_CHARS, line), len(text) - MAX_SENTENCE_CHARS)
+    if keep > 0 and text[keep - 1 : keep + 1] == "\r\n":
+        keep -= 1  # never between the halves of one line break: it would be counted twice
+    return text[keep:]
 
 
 def _settled(buf: str, end: int) -> bool:

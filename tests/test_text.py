@@ -64,7 +64,9 @@ def test_long_run_without_white_space_is_cut_hard() -> None:
     assert [len(s.text) for s in parts] == [*[MAX_SENTENCE_CHARS] * 3, 5]
 
 
-_alphabet = st.sampled_from([*string.ascii_letters[:6], *" .!?\n\r\t\"'…-*1", "\u200b", "é", "Dr.", "e.g.", "\r\n"])
+_alphabet = st.sampled_from(
+    [*string.ascii_letters[:6], *" .!?\n\r\t\"'…-*1", "\u200b", "é", "Dr.", "e.g.", "\r\n", " 2. ", "# ", "A. "]
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -89,6 +91,27 @@ def test_offsets_are_exact_ordered_and_cover_all_text(doc: str) -> None:
 def test_streamed_chunks_give_the_same_sentences(doc: str, size: int) -> None:
     chunks = [doc[i : i + size] for i in range(0, len(doc), size)]
     assert list(iter_sentences(chunks)) == split_sentences(doc)
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        "\n\nkill youkill you. 2. a",  # "2." mid-line ends a sentence; at a line start it would be a list number
+        "one. # not a heading here. two",
+        "wait... what. J. Smith came.\r\n\r\n- item one. 3. item\n12. Twelve",
+    ],
+)
+def test_every_cut_into_two_chunks_gives_the_same_sentences(doc: str) -> None:
+    whole = split_sentences(doc)
+    for cut in range(1, len(doc)):
+        assert list(iter_sentences([doc[:cut], doc[cut:]])) == whole, cut
+
+
+def test_context_is_looked_at_but_not_split() -> None:
+    # The same text after a list-number-like start: with the line's start in the context, "2." ends a sentence.
+    got = [(s.start, s.text) for s in iter_sentences(["2. a"], context="said it. ")]
+    assert got == [(0, "2."), (3, "a")]
+    assert [s.text for s in iter_sentences(["2. a"])] == ["2. a"]
 
 
 @pytest.mark.parametrize(
