@@ -228,8 +228,8 @@ def score(
     Exit codes: 0 nothing flagged, 1 something flagged, 2 usage or input error, 130 interrupted.
     """
     from .inputs import ReadOptions, check_sources, read_documents
-    from .output import make_writer
-    from .scoring import Rules, score_batches
+    from .output import LineRenderer, make_writer
+    from .scoring import Rules, render_batches, score_batches
 
     if (queue_uncertain is not None or audit_rate) and not queue:
         raise fail("--queue-uncertain and --audit-rate need --queue")
@@ -250,15 +250,29 @@ def score(
         )  # fmt: skip
         writer = make_writer(fmt.value, sys.stdout, policy.ids)
         documents = read_documents(paths, options, warn=warn)
-        batches = score_batches(documents, model, rules, with_terms=explain_terms, jobs=jobs)
         queue_to = _Enqueuer(db, model, rules, queue_uncertain, audit_rate, seed) if queue else None
+        # With workers and nothing to do here but write, the workers render the lines too: sending them back costs
+        # less than sending scores, and this process stays free to read and write.
+        rendered = jobs != 1 and fmt.value in LineRenderer.formats and not queue and not explain_terms
+        if rendered:
+            render = LineRenderer(fmt.value, policy.ids, only_flagged)
+            batches = render_batches(documents, model, rules, render, jobs=jobs)
+        else:
+            batches = score_batches(documents, model, rules, with_terms=explain_terms, jobs=jobs)
         try:
             for batch in batches:
-                writer.write_batch([s for s in batch if s.flagged or not only_flagged or fmt is OutputFormat.table])
+                if rendered:
+                    for lines, base in batch:
+                        writer.write_rendered(lines, base)
+                    writer.flush()
+                    scored = sum(lines.count for lines, _ in batch)
+                else:
+                    writer.write_batch([s for s in batch if s.flagged or not only_flagged or fmt is OutputFormat.table])
+                    scored = len(batch)
                 if queue_to:
                     queue_to.add_batch(batch)
                 if progress:
-                    progress.advance(len(batch))
+                    progress.advance(scored)
         except BaseException:
             writer.abort()  # what was written stays written; no summary or closing bracket pretends it finished
             if queue_to:

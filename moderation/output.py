@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import json
 import re
 from collections import Counter
+from dataclasses import dataclass
 from typing import TextIO
 
 from rich.console import Console
@@ -90,8 +92,18 @@ class Writer:
             self.write(s)
         self.flush()
 
+    def write_rendered(self, rendered: Rendered, base: int) -> None:
+        """Write lines rendered in a worker (`LineRenderer`), numbering the piece's sentences from `base`."""
+        self.sentences += len(rendered.indexes)
+        self.flags.update(rendered.flags)
+        numbers = map(str, (base + i for i in rendered.indexes))
+        self._write_lines(list(map("".join, zip(rendered.heads, numbers, rendered.tails, strict=True))))
+
     def _write(self, s: SentenceScore) -> None:
         raise NotImplementedError
+
+    def _write_lines(self, lines: list[str]) -> None:
+        raise NotImplementedError(f"{type(self).__name__} writes only what it renders itself")
 
     def flush(self) -> None:
         self.stream.flush()
@@ -123,6 +135,13 @@ def json_line(s: SentenceScore) -> str:
 _string = json.encoder.encode_basestring  # JSON string literal, non-ASCII kept as is (ensure_ascii=False)
 
 
+def _json_parts(s: SentenceScore) -> tuple[str, str]:
+    """`json_line(s)` split around the sentence's index."""
+    line = json_line(s)
+    head = f'{{"source": {_string(s.source)}, "doc_id": {_nullable(s.doc_id)}, "index": '
+    return head, line[len(head) + len(str(s.index)) :]
+
+
 def _nullable(value: str | None) -> str:
     return "null" if value is None else _string(value)
 
@@ -136,6 +155,9 @@ class JsonlWriter(Writer):
         self.pending.append(json_line(s))
         self.pending.append("\n")
 
+    def _write_lines(self, lines: list[str]) -> None:
+        self.pending += lines
+
     def flush(self) -> None:
         if self.pending:
             self.stream.write("".join(self.pending))
@@ -144,8 +166,17 @@ class JsonlWriter(Writer):
 
 
 class JsonWriter(Writer):
+    def __init__(self, stream: TextIO, categories: tuple[str, ...]) -> None:
+        super().__init__(stream, categories)
+        self.opened = False
+
     def _write(self, s: SentenceScore) -> None:
-        self.stream.write(("[\n" if self.sentences == 1 else ",\n") + json_line(s))
+        self._write_lines([json_line(s)])
+
+    def _write_lines(self, lines: list[str]) -> None:
+        if lines:
+            self.stream.write(("[\n" if not self.opened else ",\n") + ",\n".join(lines))
+            self.opened = True
 
     def close(self) -> None:
         self.stream.write("[]\n" if self.sentences == 0 else "\n]\n")
@@ -162,10 +193,10 @@ class CsvWriter(Writer):
         self.csv.writerow([*RECORD_KEYS[:8], *(f"score_{c}" for c in categories), *RECORD_KEYS[9:]])
 
     def _write(self, s: SentenceScore) -> None:
-        suppressed = ";".join(f"{c}={phrase}" for c, phrase in s.suppressed.items())
-        fixed = [s.source, "" if s.doc_id is None else s.doc_id, s.index, s.start, s.end, s.line, s.col, s.text]
-        scores = [s.scores[c] for c in self.categories]
-        self.csv.writerow([*fixed, *scores, ";".join(s.flagged), ";".join(s.review), suppressed, s.lang or ""])
+        self.csv.writerow(csv_row(s, self.categories))
+
+    def _write_lines(self, lines: list[str]) -> None:
+        self.stream.write("".join(lines))
 
 
 class TableWriter(Writer):
@@ -218,6 +249,58 @@ def _rule(phrase: str | None, kind: str) -> str:
 
 
 WRITERS = {"table": TableWriter, "jsonl": JsonlWriter, "json": JsonWriter, "csv": CsvWriter}
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """Lines for the sentences of one piece of a document, rendered in a worker. Each line is split around its
+    sentence's index, which only the parent knows: a piece's sentences are numbered from 0 until it is placed."""
+
+    doc: int
+    count: int  # sentences in the piece, shown or not
+    indexes: list[int]  # of the shown sentences, within the piece
+    heads: list[str]
+    tails: list[str]
+    flags: Counter[str]
+
+
+class LineRenderer:
+    """Renders scores as the lines of a machine-readable format, where they are computed (it pickles small)."""
+
+    formats = ("jsonl", "json", "csv")
+
+    def __init__(self, fmt: str, categories: tuple[str, ...], only_flagged: bool) -> None:
+        if fmt not in self.formats:
+            raise ValueError(f"{fmt} is not rendered line by line")
+        self.fmt, self.categories, self.only_flagged = fmt, categories, only_flagged
+
+    def __call__(self, doc: int, scores: list[SentenceScore]) -> Rendered:
+        shown = [s for s in scores if s.flagged or not self.only_flagged]
+        parts = [self._parts(s) for s in shown]
+        flags = Counter(c for s in shown for c in s.flagged)
+        return Rendered(doc, len(scores), [s.index for s in shown], [h for h, _ in parts], [t for _, t in parts], flags)
+
+    def _parts(self, s: SentenceScore) -> tuple[str, str]:
+        if self.fmt == "csv":
+            row = csv_row(s, self.categories)
+            return _csv_text(row[:2]) + ",", "," + _csv_text(row[3:]) + "\r\n"  # the csv module's line end
+        head, tail = _json_parts(s)
+        return head, tail + "\n" if self.fmt == "jsonl" else tail
+
+
+def csv_row(s: SentenceScore, categories: tuple[str, ...]) -> list:
+    """One sentence's CSV fields, in the order of `CsvWriter`'s header."""
+    suppressed = ";".join(f"{c}={phrase}" for c, phrase in s.suppressed.items())
+    fixed = [s.source, "" if s.doc_id is None else s.doc_id, s.index, s.start, s.end, s.line, s.col, s.text]
+    scores = [s.scores[c] for c in categories]
+    return [*fixed, *scores, ";".join(s.flagged), ";".join(s.review), suppressed, s.lang or ""]
+
+
+def _csv_text(fields: list) -> str:
+    """Fields as the csv module writes them in a row, without the line end (which still decides the quoting)."""
+    out = io.StringIO()
+    csv.writer(out).writerow(fields)
+    return out.getvalue()[: -len("\r\n")]
 
 
 def make_writer(fmt: str, stream: TextIO, categories: tuple[str, ...]) -> Writer:

@@ -7,12 +7,12 @@ always-flag phrase forces the flag; text in a language the model does not suppor
 
 from __future__ import annotations
 
-import collections
 import itertools
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -21,7 +21,7 @@ from .inputs import Document
 from .language import UNSURE, Detected, LanguageGuard
 from .model import Model, explain, load_model
 from .policy import Policy, review_thresholds
-from .text import Sentence, iter_sentences, normalize
+from .text import PARAGRAPH_BREAK, Sentence, context_of, iter_sentences, normalize
 
 BATCH_SENTENCES = 512
 _WORD = re.compile(r"\w+")
@@ -47,6 +47,11 @@ class SentenceScore:
     forced: dict[str, str] = field(default_factory=dict)  # category -> the always-flag term that set it
     lang: str | None = None
     unsupported: bool = False  # in a language the policy says the model cannot judge
+
+    def __reduce__(self):
+        # Pickled as the constructor's arguments: --jobs sends every score between processes, and the state-dict
+        # pickling of a frozen slotted dataclass costs several times more.
+        return SentenceScore, tuple(getattr(self, f) for f in self.__slots__)
 
 
 @dataclass(frozen=True)
@@ -116,49 +121,53 @@ def score_batches(
 ) -> Iterator[list[SentenceScore]]:
     """Score every sentence of every document, in document order, a batch of sentences at a time.
 
-    With `jobs` other than 1, the model runs in that many worker processes (-1: one per core), each loading the
-    model once; reading, splitting and the policy's decisions stay here, so the order of the results is the same.
+    With `jobs` other than 1, that many worker processes (-1: one per core), each loading the model once, split,
+    score and decide pieces of the documents; only reading stays here, and the results come back in order.
     """
-    batches = _batches(documents, rules, batch_size)
     if jobs == 1:
-        scored = ((b, model.predict_proba([s.text for _, _, s, _ in b])) for b in batches)
+        for batch in _batches(documents, rules, batch_size):
+            yield _decide(batch, model, rules, with_terms)
     else:
-        scored = _parallel(batches, model, jobs)
+        yield from _parallel(documents, model, rules, with_terms, jobs)
+
+
+# A sentence to score: (source, doc_id, index in its document, the sentence, its document's language).
+Item = tuple[str, str | None, int, Sentence, Detected]
+
+
+def _decide(batch: list[Item], model: Model, rules: Rules, with_terms: bool) -> list[SentenceScore]:
+    """Score a batch and apply the policy to each sentence."""
+    proba = model.predict_proba([s.text for _, _, _, s, _ in batch])
     cats = list(rules.flag)
-    columns = [model.categories.index(c) for c in cats]
+    picked = proba[:, [model.categories.index(c) for c in cats]]
     # Below every category's review threshold (most sentences) the outcome is nothing, whatever the language; only
     # a policy's always-flag terms could change that.
     lowest = np.array([min(rules.flag[c], rules.review[c]) for c in cats])
+    hot = (picked >= lowest).any(axis=1).tolist()
     has_terms = rules.policy.has_terms
-    for batch, proba in scored:
-        out = []
-        picked = proba[:, columns]
-        hot = (picked >= lowest).any(axis=1).tolist()
-        for (doc, index, s, doc_lang), row, is_hot in zip(batch, picked.tolist(), hot, strict=True):
-            lang, unsupported = rules.guard.sentence(s.text, doc_lang) if rules.guard else (None, False)
-            raw = dict(zip(cats, row, strict=True))  # decisions on the raw scores
-            if is_hot or has_terms:
-                flagged, review, suppressed, forced, unsupported = rules.outcome(s.text, raw, unsupported)
-            else:
-                flagged, review, suppressed, forced = (), (), {}, {}
-            scores = {c: round(v, 4) for c, v in raw.items()}
-            terms = None
-            if with_terms and flagged:
-                terms = {c: ts for c, ts in explain(model, s.text).items() if c in flagged}
-                for c, phrase in forced.items():
-                    terms[c] = [(f"always: {phrase}", 0.0), *terms.get(c, [])]
-            out.append(SentenceScore(doc.source, doc.doc_id, index, s.start, s.end, s.line, s.col, s.text, scores,
-                                     flagged, terms, review, suppressed, forced, lang, unsupported))  # fmt: skip
-        yield out
+    out = []
+    for (source, doc_id, index, s, doc_lang), row, is_hot in zip(batch, picked.tolist(), hot, strict=True):
+        lang, unsupported = rules.guard.sentence(s.text, doc_lang) if rules.guard else (None, False)
+        raw = dict(zip(cats, row, strict=True))  # decisions on the raw scores
+        if is_hot or has_terms:
+            flagged, review, suppressed, forced, unsupported = rules.outcome(s.text, raw, unsupported)
+        else:
+            flagged, review, suppressed, forced = (), (), {}, {}
+        scores = {c: round(v, 4) for c, v in raw.items()}
+        terms = None
+        if with_terms and flagged:
+            terms = {c: ts for c, ts in explain(model, s.text).items() if c in flagged}
+            for c, phrase in forced.items():
+                terms[c] = [(f"always: {phrase}", 0.0), *terms.get(c, [])]
+        out.append(SentenceScore(source, doc_id, index, s.start, s.end, s.line, s.col, s.text, scores, flagged, terms,
+                                 review, suppressed, forced, lang, unsupported))  # fmt: skip
+    return out
 
 
-Batch = list[tuple[Document, int, Sentence, Detected]]
-
-
-def _batches(documents: Iterable[Document], rules: Rules, batch_size: int) -> Iterator[Batch]:
+def _batches(documents: Iterable[Document], rules: Rules, batch_size: int) -> Iterator[list[Item]]:
     """Sentences in batches; a batch is cut early when its input has nothing more to read right now, so a pipe from
     a growing log is scored as it grows."""
-    batch: Batch = []
+    batch: list[Item] = []
     for doc in documents:
         chunks, doc_lang = doc.chunks, UNSURE
         if rules.guard is not None:
@@ -166,7 +175,7 @@ def _batches(documents: Iterable[Document], rules: Rules, batch_size: int) -> It
             doc_lang = rules.guard.document(first)
             chunks = itertools.chain((first,), chunks)
         for index, sentence in enumerate(iter_sentences(chunks)):
-            batch.append((doc, index, sentence, doc_lang))
+            batch.append((doc.source, doc.doc_id, index, sentence, doc_lang))
             if len(batch) >= batch_size or (doc.idle is not None and doc.idle()):
                 yield batch
                 batch = []
@@ -177,32 +186,208 @@ def _batches(documents: Iterable[Document], rules: Rules, batch_size: int) -> It
         yield batch
 
 
-def _parallel(batches: Iterator[Batch], model: Model, jobs: int) -> Iterator[tuple[Batch, np.ndarray]]:
+# --- parallel scoring ------------------------------------------------------------------------------------------------
+#
+# With --jobs, workers do everything but reading and writing: the parent cuts each document into pieces of whole
+# sentences (at paragraph breaks, where splitting cannot depend on what comes before or after), a worker splits,
+# scores and decides each piece, and the parent numbers the sentences as the pieces come back in order.
+
+PIECE_CHARS = 1 << 16  # text per task, about a thousand sentences
+
+
+@dataclass(frozen=True, slots=True)
+class Piece:
+    """Whole sentences of one document: `text` starts at character `offset` of the document, on `line` at `col`;
+    `doc` numbers the documents of a run, so pieces of one document can be put back together; `paused`: the input
+    had nothing more to read when this piece was cut, so it should not wait for others."""
+
+    doc: int
+    source: str
+    doc_id: str | None
+    text: str
+    offset: int
+    line: int
+    col: int
+    lang: Detected
+    paused: bool = False
+    context: str = ""  # the text just before this piece (see iter_sentences)
+
+    def __reduce__(self):
+        fields = (
+            self.doc,
+            self.source,
+            self.doc_id,
+            self.text,
+            self.offset,
+            self.line,
+            self.col,
+            self.lang,
+            self.paused,
+        )
+        return Piece, fields
+
+
+def pieces(documents: Iterable[Document], rules: Rules, size: int = PIECE_CHARS) -> Iterator[Piece]:
+    """Each document cut into pieces of about `size` characters that split into sentences exactly as the whole
+    document does; a piece is also cut early when its input has nothing more to read right now."""
+    for number, doc in enumerate(documents):
+        chunks, doc_lang = doc.chunks, UNSURE
+        if rules.guard is not None:
+            first = next(chunks, "")
+            doc_lang = rules.guard.document(first)
+            chunks = itertools.chain((first,), chunks)
+        buf, offset, line, col, context = "", 0, 1, 1, ""
+        for chunk in chunks:
+            buf += chunk
+            idle = doc.idle is not None and doc.idle()
+            if len(buf) < size and not idle:
+                continue
+            cut = _cut(buf, context, size, fallback=idle or len(buf) >= 8 * size)
+            if cut:
+                yield Piece(number, doc.source, doc.doc_id, buf[:cut], offset, line, col, doc_lang, idle, context)
+                line, col = _advance(buf, cut, line, col)
+                context = context_of(context + buf[:cut])
+                buf, offset = buf[cut:], offset + cut
+        if buf or offset == 0:
+            idle = doc.idle is not None and doc.idle()
+            yield Piece(number, doc.source, doc.doc_id, buf, offset, line, col, doc_lang, idle, context)
+
+
+def _cut(buf: str, context: str, size: int, fallback: bool) -> int:
+    """Where `buf` can be cut without changing how it splits into sentences; 0 if nowhere yet.
+
+    After a paragraph break nothing on either side matters to the other. Without one, when the text must move on
+    (`fallback`), before the last sentence: the one the next text may still continue.
+    """
+    found = _last(PARAGRAPH_BREAK.finditer(buf, max(0, len(buf) - size)))
+    if found is None and len(buf) > size:
+        found = _last(PARAGRAPH_BREAK.finditer(buf))
+    if found is not None and not (buf.endswith("\r") and found.end() == len(buf)):  # "\r" may be half of "\r\n"
+        return found.end()
+    if not fallback:
+        return 0
+    sentences = list(iter_sentences([buf], context))
+    return sentences[-1].start if len(sentences) >= 2 else 0
+
+
+def _last(matches: Iterator[re.Match[str]]) -> re.Match[str] | None:
+    found = None
+    for found in matches:  # noqa: B007 (the loop is for its last value)
+        pass
+    return found
+
+
+def _advance(text: str, cut: int, line: int, col: int) -> tuple[int, int]:
+    """Line and column of `text[cut]`, given those of `text[0]`."""
+    piece = text[:cut]
+    breaks = piece.count("\n") + piece.count("\r") - piece.count("\r\n")
+    if not breaks:
+        return line, col + cut
+    return line + breaks, cut - max(piece.rfind("\n"), piece.rfind("\r"))
+
+
+def score_pieces(
+    task: list[Piece], model: Model, rules: Rules, with_terms: bool
+) -> list[tuple[int, list[SentenceScore]]]:
+    """Split, score and decide pieces; sentence indexes count from 0 in each piece."""
+    items: list[Item] = []
+    ends = []
+    for p in task:
+        for index, s in enumerate(iter_sentences([p.text], p.context)):
+            col = s.col + p.col - 1 if s.line == 1 else s.col
+            items.append((p.source, p.doc_id, index, Sentence(s.start + p.offset, s.end + p.offset,
+                                                               s.line + p.line - 1, col, s.text), p.lang))  # fmt: skip
+        ends.append(len(items))
+    scored = _decide(items, model, rules, with_terms) if items else []
+    return [(p.doc, scored[start:end]) for p, start, end in zip(task, [0, *ends[:-1]], ends, strict=True)]
+
+
+def _tasks(parts: Iterator[Piece], size: int) -> Iterator[list[Piece]]:
+    """Pieces grouped into tasks of about `size` characters (many short documents make one task); a piece whose
+    input paused is sent at once."""
+    task, chars = [], 0
+    for p in parts:
+        task.append(p)
+        chars += len(p.text)
+        if chars >= size or p.paused or len(task) >= BATCH_SENTENCES:
+            yield task
+            task, chars = [], 0
+    if task:
+        yield task
+
+
+def _parallel(
+    documents: Iterable[Document], model: Model, rules: Rules, with_terms: bool, jobs: int, size: int = PIECE_CHARS
+) -> Iterator[list[SentenceScore]]:
+    numbering = _Numbering()
+    for result in _run_workers(documents, model, rules, with_terms, jobs, None, size):
+        yield numbering.apply(result)
+
+
+def render_batches(
+    documents: Iterable[Document], model: Model, rules: Rules, render: Callable, *, jobs: int, size: int = PIECE_CHARS
+) -> Iterator[list[tuple[Any, int]]]:
+    """Like `score_batches` with `jobs` workers, but the workers also render the output: `render(doc, scores)` (a
+    picklable callable, such as `output.LineRenderer`) turns a piece's scores into what is written. Yields, per
+    batch of pieces, what `render` returned and the index in its document of the piece's first sentence."""
+    numbering = _Numbering()
+    for result in _run_workers(documents, model, rules, False, jobs, render, size):
+        yield numbering.place(result)
+
+
+def _run_workers(documents, model: Model, rules: Rules, with_terms: bool, jobs: int, render, size: int):
     import joblib
 
     if model.path is None:
         raise ModelError("--jobs needs a model stored on disk (workers load it from there)")
-    in_flight: collections.deque[Batch] = collections.deque()
+    tasks = (
+        joblib.delayed(_worker_score)(str(model.path), task, rules, with_terms, render)
+        for task in _tasks(pieces(documents, rules, size), size)
+    )
+    # Results come back in the order the tasks were made.
+    yield from joblib.Parallel(n_jobs=jobs, return_as="generator", pre_dispatch="2*n_jobs")(tasks)
 
-    def tasks():
-        for b in batches:
-            in_flight.append(b)
-            yield joblib.delayed(_worker_proba)(str(model.path), [s.text for _, _, s, _ in b])
 
-    # Results come back in the order the tasks were made, so each pairs with the oldest batch still in flight.
-    for proba in joblib.Parallel(n_jobs=jobs, return_as="generator", pre_dispatch="2*n_jobs")(tasks()):
-        yield in_flight.popleft(), proba
+class _Numbering:
+    """Turns indexes counted from each piece into indexes in the document, as pieces come back in order."""
+
+    def __init__(self) -> None:
+        self.doc, self.seen = -1, 0
+
+    def base(self, doc: int, count: int) -> int:
+        """The index of the first sentence of the next piece of document `doc`, which has `count` sentences."""
+        if doc != self.doc:
+            self.doc, self.seen = doc, 0
+        self.seen += count
+        return self.seen - count
+
+    def apply(self, result: list[tuple[int, list[SentenceScore]]]) -> list[SentenceScore]:
+        out: list[SentenceScore] = []
+        for doc, scores in result:
+            base = self.base(doc, len(scores))
+            out += [_with_index(s, s.index + base) for s in scores] if base else scores
+        return out
+
+    def place(self, result: list) -> list[tuple[Any, int]]:
+        return [(rendered, self.base(rendered.doc, rendered.count)) for rendered in result]
+
+
+def _with_index(s: SentenceScore, index: int) -> SentenceScore:
+    return SentenceScore(s.source, s.doc_id, index, s.start, s.end, s.line, s.col, s.text, s.scores, s.flagged,
+                         s.terms, s.review, s.suppressed, s.forced, s.lang, s.unsupported)  # fmt: skip
 
 
 _WORKER_MODELS: dict[str, Model] = {}
 
 
-def _worker_proba(path: str, texts: list[str]) -> np.ndarray:
-    """In a worker process: the model's probabilities, the model loaded (and its hashes checked) once per process."""
+def _worker_score(path: str, task: list[Piece], rules: Rules, with_terms: bool, render: Callable | None = None):
+    """In a worker process: `score_pieces` (and `render` of each piece), with the model loaded (and its hashes
+    checked) once per process."""
     model = _WORKER_MODELS.get(path)
     if model is None:
         model = _WORKER_MODELS[path] = load_model(Path(path))
-    return model.predict_proba(texts)
+    scored = score_pieces(task, model, rules, with_terms)
+    return scored if render is None else [render(doc, scores) for doc, scores in scored]
 
 
 def score_text(text: str, model: Model, rules: Rules, source: str = "<text>") -> list[SentenceScore]:

@@ -135,12 +135,20 @@ def test_lines_input_makes_each_line_a_post(models_dir: Path, tmp_path: Path) ->
                    ("4", 1, "with two sentences")]  # fmt: skip
 
 
-def test_jobs_give_the_same_output_in_the_same_order(models_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("fmt", "extra"), [("jsonl", []), ("csv", []), ("json", []), ("jsonl", ["--only-flagged"]), ("table", [])]
+)
+def test_jobs_give_the_same_output_in_the_same_order(models_dir: Path, tmp_path: Path, fmt: str, extra) -> None:
+    # Paragraphs, then a paragraph longer than 8 pieces (cut before its last sentence instead), then a post file.
     path = tmp_path / "many.txt"
-    path.write_text("\n\n".join(f"Post {i}: I will kill you tonight. The meeting is at {i}." for i in range(1500)))
-    one = invoke("score", str(path), "--model", str(models_dir), "-f", "jsonl")
-    two = invoke("score", str(path), "--model", str(models_dir), "-f", "jsonl", "--jobs", "2")
-    assert one.stdout == two.stdout and len(one.stdout.splitlines()) == 3000
+    paragraphs = "\n\n".join(f"Post {i}: I will kill you tonight. The meeting is at {i}." for i in range(1500))
+    path.write_text(paragraphs + "\n\n" + " ".join(f"Line {i} of one paragraph. 2. item." for i in range(16000)))
+    posts = tmp_path / "posts.jsonl"
+    posts.write_text("".join(json.dumps({"id": str(i), "text": f"go away {i}. you idiot"}) + "\n" for i in range(300)))
+    args = ("score", str(path), str(posts), "--model", str(models_dir), "-f", fmt, *extra)
+    one, two = invoke(*args), invoke(*args, "--jobs", "2")
+    assert one.exit_code == two.exit_code == 1
+    assert one.stdout == two.stdout and len(one.stdout.splitlines()) > 3000
     assert invoke("score", str(path), "--model", str(models_dir), "--jobs", "0").exit_code == 2
 
 

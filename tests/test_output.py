@@ -3,11 +3,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections import Counter
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from moderation.output import RECORD_KEYS, json_line, make_writer, printable, record
+from moderation.output import RECORD_KEYS, LineRenderer, json_line, make_writer, printable, record
 from moderation.scoring import SentenceScore
 
 CATS = ("threat", "incitement", "hate", "harassment")
@@ -80,3 +81,19 @@ def test_a_json_line_is_what_the_json_module_would_write(text, source, doc_id, l
     s = SentenceScore(source, doc_id, 3, 0, len(text), 1, 1, text, dict(zip(CATS, scores, strict=True)),
                       tuple(flagged), None, tuple(flagged[:1]), suppressed, {}, lang)  # fmt: skip
     assert json_line(s) == json.dumps(record(s), ensure_ascii=False)
+
+
+@settings(max_examples=100, deadline=None)
+@given(text=st.text(), index=st.integers(0, 10**6), doc_id=st.none() | st.text(), flagged=st.booleans())
+def test_lines_rendered_in_a_worker_are_the_writers_own(text: str, index: int, doc_id, flagged: bool) -> None:
+    s = SentenceScore("a,b.txt", doc_id, index, 0, len(text), 1, 1, text, {c: 0.5 for c in CATS},
+                      ("hate",) if flagged else ())  # fmt: skip
+    for fmt in LineRenderer.formats:
+        direct = render(fmt, [s, s])
+        rendered = LineRenderer(fmt, CATS, only_flagged=False)(0, [s, s])
+        out = io.StringIO()
+        writer = make_writer(fmt, out, CATS)
+        writer.write_rendered(rendered, base=index - s.index)  # the piece's first sentence is sentence `index`
+        writer.close()
+        assert out.getvalue() == direct
+        assert writer.flags == Counter({"hate": 2} if flagged else {})

@@ -5,13 +5,25 @@ import math
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from moderation.cli import app
+from moderation.inputs import Document
 from moderation.language import LanguageGuard, detect
 from moderation.policy import parse_policy
 from moderation.review import ReviewStore, audit_pick, wilson
-from moderation.scoring import Rules, SentenceScore, with_neighbours
+from moderation.scoring import (
+    Rules,
+    SentenceScore,
+    _Numbering,
+    _tasks,
+    pieces,
+    score_documents,
+    score_pieces,
+    with_neighbours,
+)
 
 from .test_policy import POLICY_WITH_TERMS
 
@@ -167,3 +179,44 @@ def test_with_neighbours_stays_inside_a_document() -> None:
     b = [SentenceScore("f", "post2", 0, 0, 1, 1, 1, "b1", {}, ())]
     got = [(before, s.text, after) for before, s, after in with_neighbours(a + b)]
     assert got == [("", "a1", "a2"), ("a1", "a2", ""), ("", "b1", "")]
+
+
+PIECES_ALPHABET = [*"ab. ?!\n\r\t-#1'", "# ", "\n\n", "Dr. ", "kill you", "... ", "\r\n", " 2. "]
+
+
+@pytest.fixture(scope="module")
+def shipped_rules(models_dir: Path):
+    from moderation.model import load_model
+    from moderation.policy import load_policy
+    from moderation.registry import resolve
+
+    model = load_model(resolve(models_dir))
+    return model, Rules.of(load_policy(), model)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    text=st.lists(st.sampled_from(PIECES_ALPHABET), max_size=80).map("".join),
+    size=st.integers(2, 80),
+    cuts=st.lists(st.integers(1, 40), max_size=8),
+    pauses=st.lists(st.booleans(), max_size=12),
+)
+def test_pieces_score_as_the_whole_document(shipped_rules, text: str, size: int, cuts: list[int], pauses):
+    # What --jobs does in its workers, in process: cut at paragraph breaks (or, with a tiny `size` or a paused
+    # input, before the last sentence), split each piece alone, renumber; the result must be the sequential one.
+    model, rules = shipped_rules
+
+    def documents():
+        chunks, at = [], 0
+        for n in cuts:
+            chunks.append(text[at : at + n])
+            at += n
+        chunks.append(text[at:])
+        paused = iter(pauses)
+        return [Document("t.txt", None, iter(chunks), lambda: next(paused, False)), Document("u", "2", iter(["x. y"]))]
+
+    expected = list(score_documents(documents(), model, rules))
+    numbering, got = _Numbering(), []
+    for task in _tasks(pieces(documents(), rules, size), size):
+        got += numbering.apply(score_pieces(task, model, rules, with_terms=False))
+    assert got == expected
