@@ -108,6 +108,12 @@ class Writer:
     def flush(self) -> None:
         self.stream.flush()
 
+    def _write_text(self, text: str) -> None:
+        # In slices: when the reader of a pipe goes away during one large write, the write can end short without
+        # an error, and the closed pipe would go unnoticed (and the run would not stop).
+        for start in range(0, len(text), 1 << 16):
+            self.stream.write(text[start : start + (1 << 16)])
+
     def close(self) -> None:
         self.flush()
 
@@ -160,7 +166,7 @@ class JsonlWriter(Writer):
 
     def flush(self) -> None:
         if self.pending:
-            self.stream.write("".join(self.pending))
+            self._write_text("".join(self.pending))
             self.pending.clear()
         super().flush()
 
@@ -175,7 +181,7 @@ class JsonWriter(Writer):
 
     def _write_lines(self, lines: list[str]) -> None:
         if lines:
-            self.stream.write(("[\n" if not self.opened else ",\n") + ",\n".join(lines))
+            self._write_text(("[\n" if not self.opened else ",\n") + ",\n".join(lines))
             self.opened = True
 
     def close(self) -> None:
@@ -196,7 +202,7 @@ class CsvWriter(Writer):
         self.csv.writerow(csv_row(s, self.categories))
 
     def _write_lines(self, lines: list[str]) -> None:
-        self.stream.write("".join(lines))
+        self._write_text("".join(lines))
 
 
 class TableWriter(Writer):

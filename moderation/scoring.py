@@ -7,6 +7,7 @@ always-flag phrase forces the flag; text in a language the model does not suppor
 
 from __future__ import annotations
 
+import collections
 import itertools
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -336,16 +337,23 @@ def render_batches(
 
 
 def _run_workers(documents, model: Model, rules: Rules, with_terms: bool, jobs: int, render, size: int):
+    """The workers' results for each task, in the order the tasks were made."""
     import joblib
+    from joblib.externals.loky import get_reusable_executor
 
     if model.path is None:
         raise ModelError("--jobs needs a model stored on disk (workers load it from there)")
-    tasks = (
-        joblib.delayed(_worker_score)(str(model.path), task, rules, with_terms, render)
-        for task in _tasks(pieces(documents, rules, size), size)
-    )
-    # Results come back in the order the tasks were made.
-    yield from joblib.Parallel(n_jobs=jobs, return_as="generator", pre_dispatch="2*n_jobs")(tasks)
+    workers = joblib.cpu_count() if jobs == -1 else jobs
+    executor = get_reusable_executor(max_workers=workers)
+    in_flight: collections.deque = collections.deque()
+    for task in _tasks(pieces(documents, rules, size), size):
+        in_flight.append(executor.submit(_worker_score, str(model.path), task, rules, with_terms, render))
+        # Every worker busy and one task waiting for each; when the input paused, everything in flight is delivered
+        # before reading on, so the output of a pipe from a growing log keeps pace with it.
+        while in_flight and (len(in_flight) > 2 * workers or in_flight[0].done() or task[-1].paused):
+            yield in_flight.popleft().result()
+    while in_flight:
+        yield in_flight.popleft().result()
 
 
 class _Numbering:

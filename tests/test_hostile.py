@@ -315,8 +315,9 @@ def _moderation(*args: str, **kwargs) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", code, *args], **kwargs)
 
 
-def test_ctrl_c_during_score_keeps_what_was_written_and_exits_130(models_dir: Path, tmp_path: Path) -> None:
-    proc = _moderation("score", "-", "-f", "jsonl", "--model", str(models_dir), stdin=subprocess.PIPE,
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_ctrl_c_during_score_keeps_what_was_written_and_exits_130(models_dir: Path, tmp_path: Path, jobs) -> None:
+    proc = _moderation("score", "-", "-f", "jsonl", "--model", str(models_dir), "--jobs", jobs, stdin=subprocess.PIPE,
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
     proc.stdin.write(b"I will kill you tonight.\n\nsecond post here.\n\n")
     proc.stdin.flush()
@@ -329,11 +330,12 @@ def test_ctrl_c_during_score_keeps_what_was_written_and_exits_130(models_dir: Pa
     assert all(json.loads(line) for line in out.decode().splitlines())  # only whole records
 
 
-def test_a_closed_pipe_exits_quietly(models_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_closed_pipe_exits_quietly(models_dir: Path, tmp_path: Path, jobs: str) -> None:
     path = tmp_path / "many.txt"
     path.write_text("I will kill you tonight. " * 20000)
-    proc = _moderation("score", str(path), "-f", "jsonl", "--model", str(models_dir), stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE)  # fmt: skip
+    proc = _moderation("score", str(path), "-f", "jsonl", "--model", str(models_dir), "--jobs", jobs,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
     proc.stdout.readline()
     proc.stdout.close()  # like `| head -1`
     _, err = proc.communicate(timeout=120)
