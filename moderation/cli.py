@@ -229,7 +229,7 @@ def score(
     """
     from .inputs import ReadOptions, check_sources, read_documents
     from .output import LineRenderer, make_writer
-    from .scoring import Rules, render_batches, score_batches
+    from .scoring import Rules, render_batches, score_batches, trim_heap
 
     if (queue_uncertain is not None or audit_rate) and not queue:
         raise fail("--queue-uncertain and --audit-rate need --queue")
@@ -260,7 +260,9 @@ def score(
         else:
             batches = score_batches(documents, model, rules, with_terms=explain_terms, jobs=jobs)
         try:
-            for batch in batches:
+            for number, batch in enumerate(batches, 1):
+                if number % 64 == 0:
+                    trim_heap()
                 if rendered:
                     for lines, base in batch:
                         writer.write_rendered(lines, base)

@@ -8,6 +8,7 @@ always-flag phrase forces the flag; text in a language the model does not suppor
 from __future__ import annotations
 
 import collections
+import ctypes
 import itertools
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -386,6 +387,27 @@ def _with_index(s: SentenceScore, index: int) -> SentenceScore:
 
 
 _WORKER_MODELS: dict[str, Model] = {}
+_WORKER_TASKS = [0]
+_LIBC = None
+
+
+def trim_heap() -> None:
+    """Give freed memory back to the system (glibc only; elsewhere nothing happens); call it every few dozen
+    batches.
+
+    Scoring allocates arrays of a different size for every batch; glibc then serves them from a heap that fragments
+    and keeps growing (peak memory rose from 89 MB for a 10 MB input to 123 MB for 500 MB). Trimming now and then
+    keeps it flat at no measurable cost; a fixed mmap threshold would too, but made scoring 25% slower.
+    """
+    global _LIBC
+    if _LIBC is None:
+        try:
+            _LIBC = ctypes.CDLL(None)  # this process's own symbols, the C library's among them
+        except (OSError, TypeError):
+            _LIBC = False
+    trim = getattr(_LIBC, "malloc_trim", None) if _LIBC else None
+    if trim is not None:
+        trim(0)
 
 
 def _worker_score(path: str, task: list[Piece], rules: Rules, with_terms: bool, render: Callable | None = None):
@@ -395,6 +417,9 @@ def _worker_score(path: str, task: list[Piece], rules: Rules, with_terms: bool, 
     if model is None:
         model = _WORKER_MODELS[path] = load_model(Path(path))
     scored = score_pieces(task, model, rules, with_terms)
+    _WORKER_TASKS[0] += 1
+    if _WORKER_TASKS[0] % 16 == 0:
+        trim_heap()
     return scored if render is None else [render(doc, scores) for doc, scores in scored]
 
 
