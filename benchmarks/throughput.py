@@ -64,6 +64,7 @@ def main() -> int:
     ap.add_argument("--small-mb", type=float, default=10)
     ap.add_argument("--big-mb", type=float, default=500, help="0 skips the big input")
     ap.add_argument("--work", type=Path, help="directory for the corpora (default: a temporary one)")
+    ap.add_argument("--repeat", type=int, default=3, help="end-to-end runs per --jobs setting (median reported)")
     args = ap.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="moderation-bench-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -89,9 +90,15 @@ def main() -> int:
         big_result = (big.stat().st_size / 1e6, wall, rss_big)
         big.unlink()
     n = count_lines(out)
-    rows.append(("end to end, --jobs 1", n / wall1, size_mb / wall1))
-    wall2, _ = end_to_end(2)
-    rows.append(("end to end, --jobs 2", n / wall2, size_mb / wall2))
+    # Runs on a shared 2-core machine vary by 10% or more: the median of three, alternating, for the ratio.
+    walls1, walls2 = [wall1], []
+    for _ in range(args.repeat):
+        walls2.append(end_to_end(2)[0])
+        if len(walls1) < args.repeat:
+            walls1.append(end_to_end(1)[0])
+    wall1, wall2 = statistics.median(walls1), statistics.median(walls2)
+    rows.append((f"end to end, --jobs 1 (median of {len(walls1)})", n / wall1, size_mb / wall1))
+    rows.append((f"end to end, --jobs 2 (median of {len(walls2)})", n / wall2, size_mb / wall2))
     wall_noguard, _ = end_to_end(1, ["--no-language-guard"])
     rows.append(("end to end, --jobs 1, no language guard", n / wall_noguard, size_mb / wall_noguard))
 
