@@ -242,7 +242,7 @@ class CompiledModel:
         # " doc " per sentence, separated by code point 0: the char_wb windows are exactly those inside one padded
         # sentence with no space inside them (only at their ends), so no window crosses a word or a sentence.
         joined = "\0".join(f" {d} " for d in docs)
-        codes = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+        codes = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.uint64)
         doc_at = np.repeat(np.arange(len(docs)), [len(d) + 3 for d in docs])[: len(codes)]
         space = codes == 32
         stop = codes == _SEPARATOR

@@ -18,12 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ModelError
+from .errors import ModelError, ModerationError
 from .inputs import Document
 from .language import UNSURE, Detected, LanguageGuard
 from .model import Model, explain, load_model
 from .policy import Policy, review_thresholds
-from .text import PARAGRAPH_BREAK, Sentence, context_of, iter_sentences, normalize
+from .text import MAX_SENTENCE_CHARS, PARAGRAPH_BREAK, Sentence, context_of, iter_sentences, normalize
 
 BATCH_SENTENCES = 512
 _WORD = re.compile(r"\w+")
@@ -170,20 +170,25 @@ def _batches(documents: Iterable[Document], rules: Rules, batch_size: int) -> It
     """Sentences in batches; a batch is cut early when its input has nothing more to read right now, so a pipe from
     a growing log is scored as it grows."""
     batch: list[Item] = []
-    for doc in documents:
-        chunks, doc_lang = doc.chunks, UNSURE
-        if rules.guard is not None:
-            first = next(chunks, "")
-            doc_lang = rules.guard.document(first)
-            chunks = itertools.chain((first,), chunks)
-        for index, sentence in enumerate(iter_sentences(chunks)):
-            batch.append((doc.source, doc.doc_id, index, sentence, doc_lang))
-            if len(batch) >= batch_size or (doc.idle is not None and doc.idle()):
+    try:
+        for doc in documents:
+            chunks, doc_lang = doc.chunks, UNSURE
+            if rules.guard is not None:
+                first = next(chunks, "")
+                doc_lang = rules.guard.document(first)
+                chunks = itertools.chain((first,), chunks)
+            for index, sentence in enumerate(iter_sentences(chunks)):
+                batch.append((doc.source, doc.doc_id, index, sentence, doc_lang))
+                if len(batch) >= batch_size or (doc.idle is not None and doc.idle()):
+                    yield batch
+                    batch = []
+            if batch and doc.idle is not None and doc.idle():
                 yield batch
                 batch = []
-        if batch and doc.idle is not None and doc.idle():
-            yield batch
-            batch = []
+    except ModerationError:
+        if batch:
+            yield batch  # an input failed: the sentences read before it are still scored and written
+        raise
     if batch:
         yield batch
 
@@ -215,18 +220,7 @@ class Piece:
     context: str = ""  # the text just before this piece (see iter_sentences)
 
     def __reduce__(self):
-        fields = (
-            self.doc,
-            self.source,
-            self.doc_id,
-            self.text,
-            self.offset,
-            self.line,
-            self.col,
-            self.lang,
-            self.paused,
-        )
-        return Piece, fields
+        return Piece, tuple(getattr(self, f) for f in self.__slots__)  # every field, whatever is added later
 
 
 def pieces(documents: Iterable[Document], rules: Rules, size: int = PIECE_CHARS) -> Iterator[Piece]:
@@ -239,17 +233,25 @@ def pieces(documents: Iterable[Document], rules: Rules, size: int = PIECE_CHARS)
             doc_lang = rules.guard.document(first)
             chunks = itertools.chain((first,), chunks)
         buf, offset, line, col, context = "", 0, 1, 1, ""
-        for chunk in chunks:
-            buf += chunk
-            idle = doc.idle is not None and doc.idle()
-            if len(buf) < size and not idle:
-                continue
-            cut = _cut(buf, context, size, fallback=idle or len(buf) >= 8 * size)
+        try:
+            for chunk in chunks:
+                buf += chunk
+                idle = doc.idle is not None and doc.idle()
+                if len(buf) < size and not idle:
+                    continue
+                cut = _cut(buf, context, size, fallback=idle or len(buf) >= 8 * size)
+                if cut:
+                    yield Piece(number, doc.source, doc.doc_id, buf[:cut], offset, line, col, doc_lang, idle, context)
+                    line, col = _advance(buf, cut, line, col)
+                    context = context_of(context + buf[:cut])
+                    buf, offset = buf[cut:], offset + cut
+        except ModerationError:
+            # The input failed part way: what was read before still counts, all but the sentence it may have cut
+            # short (as iter_sentences gives it).
+            cut = max(_cut(buf, context, size, fallback=False), _sentence_cut(buf, context))
             if cut:
-                yield Piece(number, doc.source, doc.doc_id, buf[:cut], offset, line, col, doc_lang, idle, context)
-                line, col = _advance(buf, cut, line, col)
-                context = context_of(context + buf[:cut])
-                buf, offset = buf[cut:], offset + cut
+                yield Piece(number, doc.source, doc.doc_id, buf[:cut], offset, line, col, doc_lang, True, context)
+            raise
         if buf or offset == 0:
             idle = doc.idle is not None and doc.idle()
             yield Piece(number, doc.source, doc.doc_id, buf, offset, line, col, doc_lang, idle, context)
@@ -259,17 +261,27 @@ def _cut(buf: str, context: str, size: int, fallback: bool) -> int:
     """Where `buf` can be cut without changing how it splits into sentences; 0 if nowhere yet.
 
     After a paragraph break nothing on either side matters to the other. Without one, when the text must move on
-    (`fallback`), before the last sentence: the one the next text may still continue.
+    (`fallback`), see `_sentence_cut`.
     """
     found = _last(PARAGRAPH_BREAK.finditer(buf, max(0, len(buf) - size)))
     if found is None and len(buf) > size:
         found = _last(PARAGRAPH_BREAK.finditer(buf))
     if found is not None and not (buf.endswith("\r") and found.end() == len(buf)):  # "\r" may be half of "\r\n"
         return found.end()
-    if not fallback:
-        return 0
+    return _sentence_cut(buf, context) if fallback else 0
+
+
+def _sentence_cut(buf: str, context: str) -> int:
+    """Before the last sentence of `buf`, the one the next text may still continue; after it, if it is followed by
+    more blank space than a sentence may hold (iter_sentences settles it then: without this a long run of spaces
+    would be split again with every chunk); 0 if neither."""
     sentences = list(iter_sentences([buf], context))
-    return sentences[-1].start if len(sentences) >= 2 else 0
+    if len(sentences) >= 2:
+        return sentences[-1].start
+    rest = buf[sentences[-1].end if sentences else 0 :]
+    if len(rest) > MAX_SENTENCE_CHARS and rest.isspace():
+        return len(buf) - buf.endswith("\r")
+    return 0
 
 
 def _last(matches: Iterator[re.Match[str]]) -> re.Match[str] | None:
@@ -308,12 +320,17 @@ def _tasks(parts: Iterator[Piece], size: int) -> Iterator[list[Piece]]:
     """Pieces grouped into tasks of about `size` characters (many short documents make one task); a piece whose
     input paused is sent at once."""
     task, chars = [], 0
-    for p in parts:
-        task.append(p)
-        chars += len(p.text)
-        if chars >= size or p.paused or len(task) >= BATCH_SENTENCES:
-            yield task
-            task, chars = [], 0
+    try:
+        for p in parts:
+            task.append(p)
+            chars += len(p.text)
+            if chars >= size or p.paused or len(task) >= BATCH_SENTENCES:
+                yield task
+                task, chars = [], 0
+    except ModerationError:
+        if task:
+            yield task  # read before the input failed: scored and written, as without --jobs
+        raise
     if task:
         yield task
 
@@ -347,12 +364,17 @@ def _run_workers(documents, model: Model, rules: Rules, with_terms: bool, jobs: 
     workers = joblib.cpu_count() if jobs == -1 else jobs
     executor = get_reusable_executor(max_workers=workers)
     in_flight: collections.deque = collections.deque()
-    for task in _tasks(pieces(documents, rules, size), size):
-        in_flight.append(executor.submit(_worker_score, str(model.path), task, rules, with_terms, render))
-        # Every worker busy and one task waiting for each; when the input paused, everything in flight is delivered
-        # before reading on, so the output of a pipe from a growing log keeps pace with it.
-        while in_flight and (len(in_flight) > 2 * workers or in_flight[0].done() or task[-1].paused):
+    try:
+        for task in _tasks(pieces(documents, rules, size), size):
+            in_flight.append(executor.submit(_worker_score, str(model.path), task, rules, with_terms, render))
+            # Every worker busy and one task waiting for each; when the input paused, everything in flight is
+            # delivered before reading on, so the output of a pipe from a growing log keeps pace with it.
+            while in_flight and (len(in_flight) > 2 * workers or in_flight[0].done() or task[-1].paused):
+                yield in_flight.popleft().result()
+    except ModerationError:
+        while in_flight:  # an input failed: what was read before it is delivered first, as without --jobs
             yield in_flight.popleft().result()
+        raise
     while in_flight:
         yield in_flight.popleft().result()
 

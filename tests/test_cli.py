@@ -152,6 +152,18 @@ def test_jobs_give_the_same_output_in_the_same_order(models_dir: Path, tmp_path:
     assert invoke("score", str(path), "--model", str(models_dir), "--jobs", "0").exit_code == 2
 
 
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_an_input_that_fails_later_keeps_what_was_scored_before(models_dir: Path, tmp_path: Path, jobs) -> None:
+    good = tmp_path / "good.txt"
+    good.write_text(" ".join(f"Sentence number {i} is here." for i in range(3000)))
+    binary = tmp_path / "bin.dat"
+    binary.write_bytes(b"abc\0def")
+    alone = invoke("score", str(good), "--model", str(models_dir), "-f", "jsonl")
+    failed = invoke("score", str(good), str(binary), "--model", str(models_dir), "-f", "jsonl", "--jobs", jobs)
+    assert failed.exit_code == 2 and "looks binary" in failed.stderr
+    assert failed.stdout == alone.stdout and len(alone.stdout.splitlines()) == 3000
+
+
 def test_progress_is_drawn_only_on_a_terminal(models_dir: Path, tmp_path: Path) -> None:
     import io
 

@@ -23,7 +23,8 @@ def models(models_dir: Path):
     return model, model.pipeline
 
 
-EDGE_CASES = ["", " ", "a", "k1ll", "I", "a b c d", "ÿ ü 🚀", "x" * 300, "one  two\tthree\nfour", "- bullet", "\u200b"]
+EDGE_CASES = ["", " ", "a", "k1ll", "I", "a b c d", "ÿ ü 🚀", "x" * 300, "one  two\tthree\nfour", "- bullet", "\u200b",
+              "bad \ud800 text"]  # fmt: skip
 
 
 def test_compiled_scores_equal_the_pipeline(models) -> None:

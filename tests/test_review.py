@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -210,12 +211,20 @@ def _spawn_reviewer(db: Path, name: str) -> subprocess.Popen[str]:
     )  # fmt: skip
 
 
+def _claimed_by(db: Path, item: int) -> str | None:
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        row = conn.execute("SELECT claimed_by FROM items WHERE id = ?", (item,)).fetchone()
+    return row[0] if row else None
+
+
 def test_sigkill_mid_session_keeps_every_committed_decision(db: Path) -> None:
     proc = _spawn_reviewer(db, "kim")
     proc.stdin.write("c\n")
     proc.stdin.flush()
     deadline = time.time() + 60
-    while len(decisions(db)) < 1 and time.time() < deadline:
+    # Kill it once the first decision is committed and the next item is on screen (claimed): killing between the
+    # two would leave nothing claimed, and the lease is what this test checks.
+    while not (decisions(db) and _claimed_by(db, 2) == "kim") and time.time() < deadline:
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from moderation.language import LanguageGuard, detect
 from moderation.policy import parse_policy
 from moderation.review import ReviewStore, audit_pick, wilson
 from moderation.scoring import (
+    Piece,
     Rules,
     SentenceScore,
     _Numbering,
@@ -24,6 +26,7 @@ from moderation.scoring import (
     score_pieces,
     with_neighbours,
 )
+from moderation.text import Sentence
 
 from .test_policy import POLICY_WITH_TERMS
 
@@ -218,5 +221,27 @@ def test_pieces_score_as_the_whole_document(shipped_rules, text: str, size: int,
     expected = list(score_documents(documents(), model, rules))
     numbering, got = _Numbering(), []
     for task in _tasks(pieces(documents(), rules, size), size):
-        got += numbering.apply(score_pieces(task, model, rules, with_terms=False))
+        task = pickle.loads(pickle.dumps(task))  # as a worker receives it
+        got += numbering.apply(pickle.loads(pickle.dumps(score_pieces(task, model, rules, with_terms=False))))
     assert got == expected
+
+
+def test_what_goes_to_a_worker_pickles_whole() -> None:
+    from moderation.language import Detected
+
+    piece = Piece(3, "s.txt", "7", "text", 5, 2, 9, Detected("en", True), True, "context before")
+    sentence = Sentence(1, 2, 3, 4, "x")
+    score = SentenceScore("s", None, 1, 2, 3, 4, 5, "t", {"hate": 0.5}, ("hate",), {"hate": [("t", 1.0)]}, (), {},
+                          {"hate": "t"}, "en", True)  # fmt: skip
+    for value in (piece, sentence, score):
+        assert pickle.loads(pickle.dumps(value)) == value
+
+
+def test_a_long_run_of_blank_space_is_cut_not_carried(shipped_rules) -> None:
+    # Without a paragraph break the parent cuts before the last sentence; blank space after the last one must be
+    # let go too, or every new chunk would make it split the whole, growing run again.
+    _, rules = shipped_rules
+    chunks = ["Hello there. ", *[" " * 65536] * 40, "bye."]
+    parts = list(pieces([Document("s.txt", None, iter(chunks))], rules, size=65536))
+    assert max(len(p.text) for p in parts) <= 9 * 65536
+    assert "".join(p.text for p in parts) == "".join(chunks)
