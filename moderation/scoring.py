@@ -11,6 +11,7 @@ import collections
 import ctypes
 import itertools
 import re
+import signal
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -362,7 +363,7 @@ def _run_workers(documents, model: Model, rules: Rules, with_terms: bool, jobs: 
     if model.path is None:
         raise ModelError("--jobs needs a model stored on disk (workers load it from there)")
     workers = joblib.cpu_count() if jobs == -1 else jobs
-    executor = get_reusable_executor(max_workers=workers)
+    executor = get_reusable_executor(max_workers=workers, initializer=_ignore_interrupts)
     in_flight: collections.deque = collections.deque()
     try:
         for task in _tasks(pieces(documents, rules, size), size):
@@ -377,6 +378,12 @@ def _run_workers(documents, model: Model, rules: Rules, with_terms: bool, jobs: 
         raise
     while in_flight:
         yield in_flight.popleft().result()
+
+
+def _ignore_interrupts() -> None:
+    """In a worker: Ctrl-C on a terminal reaches every process of the group; the main process reports it and stops
+    the workers, which would otherwise each print a traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class _Numbering:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import codecs
 import errno
 import json
+import os
 import signal
 import sqlite3
 import subprocess
@@ -328,6 +329,19 @@ def test_ctrl_c_during_score_keeps_what_was_written_and_exits_130(models_dir: Pa
     assert proc.returncode == 130
     assert err.decode().splitlines() == ["moderation: error: interrupted"]
     assert all(json.loads(line) for line in out.decode().splitlines())  # only whole records
+
+
+def test_ctrl_c_on_a_terminal_reaches_the_workers_too_and_still_says_one_line(models_dir: Path) -> None:
+    # A terminal sends SIGINT to the whole process group: the workers must leave the reporting to the main process.
+    proc = _moderation("score", "-", "-f", "jsonl", "--model", str(models_dir), "--jobs", "2", stdin=subprocess.PIPE,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)  # fmt: skip
+    proc.stdin.write(b"I will kill you tonight.\n\nsecond post here.\n\n")
+    proc.stdin.flush()
+    assert json.loads(proc.stdout.readline())["text"] == "I will kill you tonight."  # the workers are up
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert err.decode().splitlines() == ["moderation: error: interrupted"]
 
 
 @pytest.mark.parametrize("jobs", ["1", "2"])
