@@ -363,7 +363,7 @@ def _run_workers(documents, model: Model, rules: Rules, with_terms: bool, jobs: 
     if model.path is None:
         raise ModelError("--jobs needs a model stored on disk (workers load it from there)")
     workers = joblib.cpu_count() if jobs == -1 else jobs
-    executor = get_reusable_executor(max_workers=workers, initializer=_ignore_interrupts)
+    executor = _start_workers(get_reusable_executor, workers)
     in_flight: collections.deque = collections.deque()
     try:
         for task in _tasks(pieces(documents, rules, size), size):
@@ -378,6 +378,25 @@ def _run_workers(documents, model: Model, rules: Rules, with_terms: bool, jobs: 
         raise
     while in_flight:
         yield in_flight.popleft().result()
+
+
+def _start_workers(get_reusable_executor, workers: int):
+    """loky's executor with its worker processes started, ignoring Ctrl-C from birth.
+
+    A terminal's Ctrl-C reaches every process of the group, and a worker still importing would print a traceback;
+    an ignored signal stays ignored across exec, so the workers are started while this process ignores it (the
+    few milliseconds of a fork and exec; it answers Ctrl-C again right after).
+    """
+    try:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread: signals are not ours to change
+        return get_reusable_executor(max_workers=workers, initializer=_ignore_interrupts)
+    try:
+        executor = get_reusable_executor(max_workers=workers, initializer=_ignore_interrupts)
+        executor.submit(int)  # starts the processes now (the call returns at once)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return executor
 
 
 def _ignore_interrupts() -> None:
