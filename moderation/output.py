@@ -126,26 +126,26 @@ class Writer:
 def json_line(s: SentenceScore) -> str:
     """`json.dumps(record(s), ensure_ascii=False)`, built directly: a sentence's record is mostly numbers and a few
     strings, and the general encoder's work per value was the largest cost of writing JSON Lines."""
-    if s.terms is not None:
-        return json.dumps(record(s), ensure_ascii=False)
-    scores = ", ".join(f"{_string(c)}: {float.__repr__(v)}" for c, v in s.scores.items())
-    suppressed = ", ".join(f"{_string(c)}: {_string(p)}" for c, p in s.suppressed.items())
-    return (
-        f'{{"source": {_string(s.source)}, "doc_id": {_nullable(s.doc_id)}, "index": {s.index}, "start": {s.start}, '
-        f'"end": {s.end}, "line": {s.line}, "col": {s.col}, "text": {_string(s.text)}, "scores": {{{scores}}}, '
-        f'"flagged": [{", ".join(map(_string, s.flagged))}], "review": [{", ".join(map(_string, s.review))}], '
-        f'"suppressed": {{{suppressed}}}, "lang": {_nullable(s.lang)}}}'
-    )
+    head, tail = _json_parts(s)
+    return f"{head}{s.index}{tail}"
 
 
 _string = json.encoder.encode_basestring  # JSON string literal, non-ASCII kept as is (ensure_ascii=False)
 
 
 def _json_parts(s: SentenceScore) -> tuple[str, str]:
-    """`json_line(s)` split around the sentence's index."""
-    line = json_line(s)
+    """`json_line(s)` split around the sentence's index (workers render lines before the index is known)."""
     head = f'{{"source": {_string(s.source)}, "doc_id": {_nullable(s.doc_id)}, "index": '
-    return head, line[len(head) + len(str(s.index)) :]
+    if s.terms is not None:
+        return head, json.dumps(record(s), ensure_ascii=False)[len(head) + len(str(s.index)) :]
+    scores = ", ".join(f"{_string(c)}: {float.__repr__(v)}" for c, v in s.scores.items())
+    suppressed = ", ".join(f"{_string(c)}: {_string(p)}" for c, p in s.suppressed.items())
+    return head, (
+        f', "start": {s.start}, "end": {s.end}, "line": {s.line}, "col": {s.col}, "text": {_string(s.text)}, '
+        f'"scores": {{{scores}}}, "flagged": [{", ".join(map(_string, s.flagged))}], '
+        f'"review": [{", ".join(map(_string, s.review))}], "suppressed": {{{suppressed}}}, '
+        f'"lang": {_nullable(s.lang)}}}'
+    )
 
 
 def _nullable(value: str | None) -> str:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import collections
 import ctypes
+import dataclasses
+import functools
 import itertools
 import re
 import signal
@@ -24,7 +26,7 @@ from .inputs import Document
 from .language import UNSURE, Detected, LanguageGuard
 from .model import Model, explain, load_model
 from .policy import Policy, review_thresholds
-from .text import MAX_SENTENCE_CHARS, PARAGRAPH_BREAK, Sentence, context_of, iter_sentences, normalize
+from .text import MAX_SENTENCE_CHARS, PARAGRAPH_BREAK, Sentence, context_of, iter_sentences, line_breaks, normalize
 
 BATCH_SENTENCES = 512
 _WORD = re.compile(r"\w+")
@@ -173,11 +175,7 @@ def _batches(documents: Iterable[Document], rules: Rules, batch_size: int) -> It
     batch: list[Item] = []
     try:
         for doc in documents:
-            chunks, doc_lang = doc.chunks, UNSURE
-            if rules.guard is not None:
-                first = next(chunks, "")
-                doc_lang = rules.guard.document(first)
-                chunks = itertools.chain((first,), chunks)
+            chunks, doc_lang = _with_language(doc, rules)
             for index, sentence in enumerate(iter_sentences(chunks)):
                 batch.append((doc.source, doc.doc_id, index, sentence, doc_lang))
                 if len(batch) >= batch_size or (doc.idle is not None and doc.idle()):
@@ -192,6 +190,14 @@ def _batches(documents: Iterable[Document], rules: Rules, batch_size: int) -> It
         raise
     if batch:
         yield batch
+
+
+def _with_language(doc: Document, rules: Rules) -> tuple[Iterator[str], Detected]:
+    """The document's chunks and its language, told by the guard from its first chunk."""
+    if rules.guard is None:
+        return doc.chunks, UNSURE
+    first = next(doc.chunks, "")
+    return itertools.chain((first,), doc.chunks), rules.guard.document(first)
 
 
 # --- parallel scoring ------------------------------------------------------------------------------------------------
@@ -228,11 +234,7 @@ def pieces(documents: Iterable[Document], rules: Rules, size: int = PIECE_CHARS)
     """Each document cut into pieces of about `size` characters that split into sentences exactly as the whole
     document does; a piece is also cut early when its input has nothing more to read right now."""
     for number, doc in enumerate(documents):
-        chunks, doc_lang = doc.chunks, UNSURE
-        if rules.guard is not None:
-            first = next(chunks, "")
-            doc_lang = rules.guard.document(first)
-            chunks = itertools.chain((first,), chunks)
+        chunks, doc_lang = _with_language(doc, rules)
         buf, offset, line, col, context = "", 0, 1, 1, ""
         try:
             for chunk in chunks:
@@ -294,11 +296,8 @@ def _last(matches: Iterator[re.Match[str]]) -> re.Match[str] | None:
 
 def _advance(text: str, cut: int, line: int, col: int) -> tuple[int, int]:
     """Line and column of `text[cut]`, given those of `text[0]`."""
-    piece = text[:cut]
-    breaks = piece.count("\n") + piece.count("\r") - piece.count("\r\n")
-    if not breaks:
-        return line, col + cut
-    return line + breaks, cut - max(piece.rfind("\n"), piece.rfind("\r"))
+    breaks, after_last = line_breaks(text[:cut])
+    return (line + breaks, cut - after_last + 1) if breaks else (line, col + cut)
 
 
 def score_pieces(
@@ -422,21 +421,15 @@ class _Numbering:
         out: list[SentenceScore] = []
         for doc, scores in result:
             base = self.base(doc, len(scores))
-            out += [_with_index(s, s.index + base) for s in scores] if base else scores
+            out += [dataclasses.replace(s, index=s.index + base) for s in scores] if base else scores
         return out
 
     def place(self, result: list) -> list[tuple[Any, int]]:
         return [(rendered, self.base(rendered.doc, rendered.count)) for rendered in result]
 
 
-def _with_index(s: SentenceScore, index: int) -> SentenceScore:
-    return SentenceScore(s.source, s.doc_id, index, s.start, s.end, s.line, s.col, s.text, s.scores, s.flagged,
-                         s.terms, s.review, s.suppressed, s.forced, s.lang, s.unsupported)  # fmt: skip
-
-
 _WORKER_MODELS: dict[str, Model] = {}
-_WORKER_TASKS = [0]
-_LIBC = None
+_WORKER_TASKS = itertools.count(1)
 
 
 def trim_heap() -> None:
@@ -447,15 +440,17 @@ def trim_heap() -> None:
     and keeps growing (peak memory rose from 89 MB for a 10 MB input to 123 MB for 500 MB). Trimming now and then
     keeps it flat at no measurable cost; a fixed mmap threshold would too, but made scoring 25% slower.
     """
-    global _LIBC
-    if _LIBC is None:
-        try:
-            _LIBC = ctypes.CDLL(None)  # this process's own symbols, the C library's among them
-        except (OSError, TypeError):
-            _LIBC = False
-    trim = getattr(_LIBC, "malloc_trim", None) if _LIBC else None
+    trim = _malloc_trim()
     if trim is not None:
         trim(0)
+
+
+@functools.cache
+def _malloc_trim():
+    try:
+        return getattr(ctypes.CDLL(None), "malloc_trim", None)  # this process's own symbols, the C library's among them
+    except (OSError, TypeError):
+        return None
 
 
 def _worker_score(path: str, task: list[Piece], rules: Rules, with_terms: bool, render: Callable | None = None):
@@ -465,8 +460,7 @@ def _worker_score(path: str, task: list[Piece], rules: Rules, with_terms: bool, 
     if model is None:
         model = _WORKER_MODELS[path] = load_model(Path(path))
     scored = score_pieces(task, model, rules, with_terms)
-    _WORKER_TASKS[0] += 1
-    if _WORKER_TASKS[0] % 16 == 0:
+    if next(_WORKER_TASKS) % 16 == 0:
         trim_heap()
     return scored if render is None else [render(doc, scores) for doc, scores in scored]
 

@@ -33,7 +33,7 @@ class Sentence:
     def __reduce__(self):
         # Pickled as the constructor's arguments (--jobs sends sentences to worker processes): much cheaper than the
         # state-dict pickling of a frozen slotted dataclass.
-        return Sentence, (self.start, self.end, self.line, self.col, self.text)
+        return Sentence, tuple(getattr(self, f) for f in self.__slots__)
 
 
 # --- segmentation -------------------------------------------------------------------------------------------------
@@ -211,6 +211,12 @@ def _strip_and_cap(text: str, start: int, end: int) -> Iterator[tuple[int, int]]
         yield start, end
 
 
+def line_breaks(text: str) -> tuple[int, int]:
+    """How many line breaks `text` holds ("\r\n" is one) and the offset just after the last one (0 if none)."""
+    breaks = text.count("\n") + text.count("\r") - text.count("\r\n")
+    return breaks, (max(text.rfind("\n"), text.rfind("\r")) + 1 if breaks else 0)
+
+
 class _Lines:
     """Turns increasing character offsets into 1-based line and column, reading each character once."""
 
@@ -221,11 +227,10 @@ class _Lines:
 
     def advance(self, text: str, offset: int, to: int) -> tuple[int, int]:
         """Line and column of absolute offset `to`; `text` holds the document from absolute `offset` on."""
-        piece = text[self.pos - offset : to - offset]
-        breaks = piece.count("\n") + piece.count("\r") - piece.count("\r\n")
+        breaks, after_last = line_breaks(text[self.pos - offset : to - offset])
         if breaks:
             self.line += breaks
-            self.line_start = self.pos + max(piece.rfind("\n"), piece.rfind("\r")) + 1
+            self.line_start = self.pos + after_last
         self.pos = to
         return self.line, to - self.line_start + 1
 
@@ -398,18 +403,15 @@ def _fold_evasions(text: str) -> str:
     # about as much to scan a batch as to rewrite it, and most text needs none of these steps.
     if not text.isascii():
         text = _rewrite_words(text, (m.start() for m in _HOMOGLYPH.finditer(text)), _map_homoglyphs)
-    codes = _code_points(text)
-    letter = (codes >= 97) & (codes <= 122)
+    codes, letter = _letters(text)
     leet = _IS_LEET[np.minimum(codes, 127)]
     touching = np.flatnonzero((letter[:-1] & leet[1:]) | (leet[:-1] & letter[1:]))
     if len(touching):
         text = _rewrite_words(text, touching.tolist(), _unleet)
-        codes = _code_points(text)
-        letter = (codes >= 97) & (codes <= 122)
+        codes, letter = _letters(text)
     text, changed = _fold_runs(text, codes, letter)
     if changed:
-        codes = _code_points(text)
-        letter = (codes >= 97) & (codes <= 122)
+        codes, letter = _letters(text)
     # "k i l l": a letter, a separator, a letter, a separator, a letter; _SPACED then checks the edges.
     separator = _IS_SEPARATOR[np.minimum(codes, 127)]
     spaced = letter[:-4] & separator[1:-3] & letter[2:-2] & separator[3:-1] & letter[4:]
@@ -420,8 +422,10 @@ def _fold_evasions(text: str) -> str:
     return text if joined == text else _fold_evasions(joined)
 
 
-def _code_points(text: str) -> np.ndarray:
-    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+def _letters(text: str) -> tuple[np.ndarray, np.ndarray]:
+    """The code points of `text`, and where they are the letters a-z."""
+    codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    return codes, (codes >= 97) & (codes <= 122)
 
 
 def _rewrite_words(text: str, marks: Iterable[int], rewrite) -> str:
@@ -464,15 +468,9 @@ def _fold_runs(text: str, codes: np.ndarray, letter: np.ndarray) -> tuple[str, b
 
 def _strip_accents(text: str) -> str:
     decomposed = unicodedata.normalize("NFD", text)
-    marks = [m.start() for m in _NON_ASCII.finditer(decomposed) if unicodedata.combining(m.group())]
-    if marks:
-        kept, done = [], 0
-        for at in marks:
-            kept.append(decomposed[done:at])
-            done = at + 1
-        kept.append(decomposed[done:])
-        decomposed = "".join(kept)
-    return unicodedata.normalize("NFC", decomposed)
+    # Only the non-ASCII characters are looked at: they are few, and every combining mark is one of them.
+    bare = _NON_ASCII.sub(lambda m: "" if unicodedata.combining(m.group()) else m.group(), decomposed)
+    return unicodedata.normalize("NFC", bare)
 
 
 def _map_homoglyphs(word: str) -> str:
