@@ -364,6 +364,11 @@ _LINE_EDGES = re.compile(r" ?\n ?")
 _LIST_MARKERS = re.compile(r"^(?:(?:[-*+•‣◦▪>]|\d{1,3}[.)]|#{1,6})(?: |$))+", re.MULTILINE)
 _HOMOGLYPH = re.compile(r"[аеорсухіјѕкмнтвԁһӏɡαειορτυνκηχ]")
 _NUMBER_WITH_UNIT = re.compile(r"\d+[a-z]{1,3}")
+# A mention ("@dan_k88"), or a run of them as replies start: one "@user", the form public data sets anonymise them to.
+# Handles of one or two characters, and "@ss..." ("@sshole"), are left to the leet step: there "@" is a letter.
+MENTION = "@user"
+_HANDLE = r"@(?!ss)\w{3,}"
+_MENTIONS = re.compile(rf"(?<![\w@$!|]){_HANDLE}(?: +{_HANDLE})*")
 
 
 def normalize(text: str) -> str:
@@ -395,6 +400,10 @@ def normalize_many(texts: Iterable[str]) -> list[str]:
         text = _LINE_EDGES.sub("\n", text)
     text = text.strip(" ")
     text = _LIST_MARKERS.sub("", text)  # "- item": layout, not content
+    if "@" in text:
+        # Who is addressed is not what is said: a handle is not a word to learn, and a reply to ten people is no
+        # more hostile than a reply to one (each repeat of an n-gram would otherwise add to the score).
+        text = _MENTIONS.sub(MENTION, text)
     return _fold_evasions(text).split("\n")
 
 
@@ -483,6 +492,8 @@ def _map_homoglyphs(word: str) -> str:
 def _unleet(word: str) -> str:
     # Keep trailing punctuation ("kill!") and pure numbers with units ("5am") as they are.
     core = word.rstrip("!|")
+    if core == MENTION:
+        return word
     if _NUMBER_WITH_UNIT.fullmatch(core) or (sum(c.isalpha() for c in core) < 2 and core[:1] not in "@$"):
         return word
     return core.translate(_LEET) + word[len(core) :]

@@ -126,6 +126,20 @@ def test_list_markers_are_layout_for_the_model() -> None:
     assert normalize("-5 degrees") == "-5 degrees"
 
 
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("@user @User @dan_k88 you are welcome", "@user you are welcome"),  # a reply to three is a reply
+        ("thanks @Jess_Writes, @user!", "thanks @user, @user!"),
+        ("mail bob@example.org", "mail bobaexample.org"),  # not a mention: inside a word
+        ("you @sshole", "you asshole"),  # "@" as a letter: left to the leet step
+        ("@me k1ll", "ame kill"),  # too short to be told from a word
+    ],
+)
+def test_mentions_reach_the_model_as_one_placeholder(raw: str, expected: str) -> None:
+    assert normalize(raw) == expected
+
+
 def test_normalize_leaves_ordinary_numbers_alone() -> None:
     assert normalize("Meet at 5am on the 4th, room 101.") == "meet at 5am on the 4th, room 101."
 
