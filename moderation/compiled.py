@@ -24,7 +24,9 @@ _MASK = (1 << 64) - 1
 _PRIME = 0x100000001B3  # FNV-1a's 64-bit prime: odd, so multiplying mixes every bit of the code points
 _FIBONACCI = np.uint64(0x9E3779B97F4A7C15)  # 2**64 / golden ratio: spreads any key's bits into a table slot
 _TOKENS = re.compile(WORD_TOKEN[len("(?u)") :] + r"|\n")  # the word vectoriser's tokens, and the batch separator
-_SEPARATOR = 0  # code point between sentences in a batch: no n-gram crosses it
+_SEPARATOR = 0  # code point between words when their n-grams are found together: no n-gram crosses it
+_WORDS = re.compile(r"[^ \n]+|\n")  # what char_wb splits a normalised text into, and the batch separator
+_CACHED_WORDS = 1 << 16  # distinct words whose character part is remembered: a few MB, flat on any input
 
 
 class NotCompilable(Exception):
@@ -110,6 +112,10 @@ class CompiledModel:
         # IDF x coefficient, a row per category (contiguous, for gathering one category at a time).
         set_(self, "_word_weight", np.ascontiguousarray((self.word_idf[:, None] * self.word_coef).T))
         set_(self, "_char_weight", np.ascontiguousarray((self.char_idf[:, None] * self.char_coef).T))
+        # Word -> row of the two arrays below; "\n" separates sentences. Filled as words are first seen.
+        set_(self, "_word_rows", _Ranks({"\n": -2}))
+        set_(self, "_cache_sums", np.zeros((_CACHED_WORDS, len(self.intercept))))
+        set_(self, "_cache_known", np.zeros(_CACHED_WORDS))
 
     # --- building ------------------------------------------------------------------------------------------------
 
@@ -239,11 +245,40 @@ class CompiledModel:
         return _scaled_sums(len(docs), docs_of, feats, self._word_weight)
 
     def _char_scores(self, docs: list[str]) -> np.ndarray:
-        # " doc " per sentence, separated by code point 0: the char_wb windows are exactly those inside one padded
-        # sentence with no space inside them (only at their ends), so no window crosses a word or a sentence.
-        joined = "\0".join(f" {d} " for d in docs)
+        # char_wb n-grams never cross white space, so a sentence's character part is the sum of its words' parts
+        # (and its count of known n-grams the sum of theirs). Words repeat: each distinct one is hashed and looked
+        # up once, then remembered, up to a bounded number of words.
+        tokens = _WORDS.findall("\n".join(docs))
+        cache, sums, known = self._word_rows, self._cache_sums, self._cache_known
+        rows = np.fromiter(map(cache.__getitem__, tokens), dtype=np.int64, count=len(tokens))
+        if (rows == -1).any():
+            new = list(dict.fromkeys(t for t, r in zip(tokens, rows.tolist(), strict=True) if r == -1))
+            if len(cache) - 1 + len(new) > _CACHED_WORDS:
+                cache.clear()
+                cache["\n"] = -2
+                new = list(dict.fromkeys(t for t in tokens if t != "\n"))
+            if len(new) > _CACHED_WORDS:  # more distinct words than the cache holds: this batch on its own
+                cache = _Ranks({"\n": -2})
+                sums, known = np.zeros((len(new), len(self.intercept))), np.zeros(len(new))
+            first = len(cache) - 1
+            sums[first : first + len(new)], known[first : first + len(new)] = self._word_char_sums(new)
+            cache.update(zip(new, range(first, first + len(new)), strict=True))
+            rows = np.fromiter(map(cache.__getitem__, tokens), dtype=np.int64, count=len(tokens))
+        doc_of = np.cumsum(rows == -2)
+        words = rows >= 0
+        doc_of, rows = doc_of[words], rows[words]
+        per_doc = np.bincount(doc_of, weights=known[rows], minlength=len(docs))
+        scores = np.column_stack([np.bincount(doc_of, weights=column[rows], minlength=len(docs)) for column in sums.T])
+        return scores / np.sqrt(np.maximum(per_doc, 1))[:, None]
+
+    def _word_char_sums(self, words: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Per word, the sum of its character n-grams' IDF x coefficient (a column per category), and how many of
+        its n-grams are known."""
+        # " word " per word, separated by code point 0: the char_wb windows are exactly those inside one padded
+        # word with no space inside them (only at their ends).
+        joined = "\0".join(f" {w} " for w in words)
         codes = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.uint64)
-        doc_at = np.repeat(np.arange(len(docs)), [len(d) + 3 for d in docs])[: len(codes)]
+        word_at = np.repeat(np.arange(len(words)), [len(w) + 3 for w in words])[: len(codes)]
         space = codes == 32
         stop = codes == _SEPARATOR
         hashes, positions = [], []
@@ -263,15 +298,16 @@ class CompiledModel:
                 interior_space = interior_space[:m] | (space[n - 2 : n - 2 + m] if n >= 3 else False)
                 if n < self.char_min_n:
                     continue
-                valid = ~bad & ~interior_space
-                if n == 2:
-                    valid &= ~(space[:m] & space[1 : 1 + m])  # "  " only arises from an empty sentence
-                at = np.flatnonzero(valid)
+                at = np.flatnonzero(~bad & ~interior_space)
                 hashes.append(h[at])
                 positions.append(at)
         feats = self._chars.get(np.concatenate(hashes))
         found = feats >= 0
-        return _scaled_sums(len(docs), doc_at[np.concatenate(positions)[found]], feats[found], self._char_weight)
+        of = word_at[np.concatenate(positions)[found]]
+        feats = feats[found]
+        known = np.bincount(of, minlength=len(words)).astype(np.float64)
+        sums = np.column_stack([np.bincount(of, weights=w[feats], minlength=len(words)) for w in self._char_weight])
+        return sums, known
 
 
 class _Ranks(dict):

@@ -41,6 +41,16 @@ def test_compiled_scores_equal_the_pipeline_on_any_text(models, texts: list[str]
     assert np.allclose(model.compiled.predict_proba(texts), positive_proba(pipeline, texts), atol=1e-6)
 
 
+def test_remembered_words_score_as_new_ones_when_the_cache_fills(models, monkeypatch) -> None:
+    _, pipeline = models
+    monkeypatch.setattr("moderation.compiled._CACHED_WORDS", 8)
+    small = CompiledModel.from_pipeline(pipeline)  # a cache of 8 words: every path below is taken
+    batches = [["kill you"], ["kill them all now", "you"], ["a b c d e f g h i j"], ["kill you", "gay"], [""]]
+    for texts in batches + batches:
+        assert np.allclose(small.predict_proba(texts), positive_proba(pipeline, texts), atol=1e-6)
+    assert len(small._word_rows) <= 8 + 1  # the words, and the sentence separator
+
+
 def test_the_saved_scorer_loads_without_pickle_and_scores_the_same(models, tmp_path: Path) -> None:
     model, _ = models
     path = tmp_path / "s.npz"
