@@ -49,3 +49,12 @@ def test_a_news_report_about_threats_is_not_a_threat(shipped) -> None:
     scored = score_text(NEWS, model, rules)
     assert len(scored) == 5
     assert all("threat" not in s.flagged for s in scored)
+
+
+@pytest.mark.parametrize("mentions", [1, 3, 30])
+def test_a_reply_to_many_people_is_no_more_hostile_than_to_one(shipped, mentions: int) -> None:
+    model, _ = shipped
+    reply = "You are welcome, glad it helped."
+    one, many = model.predict_proba([f"@user {reply}", " ".join(["@user"] * mentions) + f" {reply}"])
+    assert (one == many).all()
+    assert flags(shipped, " ".join(["@user"] * mentions) + f" {reply}") == ()
