@@ -16,7 +16,7 @@ def _num(v: float | None, width: int = 6) -> str:
 def evaluation_table(
     ev: Evaluation, other: Evaluation | None = None, names: tuple[str, str] = ("this", "other")
 ) -> str:
-    """A plain-text report; with `other`, the two models side by side and the difference (other - ev)."""
+    """A plain-text report; with `other`, the two models side by side and the change from `other` to `ev`."""
     lines = [f"model {ev.model_version} on {ev.sentences} sentences"]
     if other is None:
         lines.append(
@@ -29,13 +29,13 @@ def evaluation_table(
                 f"{_num(c.roc_auc)} {_num(c.pr_auc)} {c.support:>7} {c.tp:>5} {c.fp:>5} {c.fn:>5} {c.tn:>6}"
             )
     else:
-        lines[0] += f", against {other.model_version}"
+        lines[0] += f", against {other.model_version} (change: {names[0]} - {names[1]})"
         lines.append(f"{'category':<12} {'metric':<9} {names[0]:>9} {names[1]:>9} {'change':>7}")
         for c in ev.categories:
             o = other.category(c.category)
             for metric in ("precision", "recall", "f1", "roc_auc"):
                 a, b = getattr(c, metric), getattr(o, metric)
-                diff = "" if a is None or b is None else f"{b - a:>+7.3f}"
+                diff = "" if a is None or b is None else f"{a - b:>+7.3f}"
                 lines.append(f"{c.category:<12} {metric:<9} {_num(a, 9)} {_num(b, 9)} {diff}")
         lines.append(
             f"hard negatives flagged: {names[0]} {_pct(hard_negative_rate(ev))}, "
@@ -63,7 +63,8 @@ def _pct(v: float | None) -> str:
 
 
 def evaluation_json(ev: Evaluation, other: Evaluation | None = None) -> str:
-    """JSON without the curves (they are for --plot); with `other`, both evaluations and the F1 changes."""
+    """JSON without the curves (they are for --plot); with `other`, both evaluations and the F1 changes from `other`
+    to `ev`."""
 
     def plain(e: Evaluation) -> dict:
         d = asdict(e)
@@ -73,5 +74,5 @@ def evaluation_json(ev: Evaluation, other: Evaluation | None = None) -> str:
 
     if other is None:
         return json.dumps(plain(ev), indent=2, ensure_ascii=False) + "\n"
-    change = {c.category: round(other.category(c.category).f1 - c.f1, 4) for c in ev.categories}
+    change = {c.category: round(c.f1 - other.category(c.category).f1, 4) for c in ev.categories}
     return json.dumps({"this": plain(ev), "other": plain(other), "f1_change": change}, indent=2) + "\n"

@@ -340,7 +340,7 @@ def retrain_command(
                          force=force, n_jobs=jobs, progress=progress, warn=warn)  # fmt: skip
         typer.echo(f"reviewed sentences: {result.reviewed_train} for training, {result.reviewed_held_out} held out; "
                    f"compared on {result.held_out} held-out sentences")  # fmt: skip
-        typer.echo(evaluation_table(result.current_eval, result.candidate_eval, ("current", "candidate")), nl=False)
+        typer.echo(evaluation_table(result.candidate_eval, result.current_eval, ("candidate", "current")), nl=False)
         if result.promoted:
             why = " (forced)" if result.reasons else ""
             typer.echo(f"promoted {result.candidate.version} in {models_dir}{why}")

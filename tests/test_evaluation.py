@@ -111,3 +111,17 @@ def test_svg_escapes_names(models_dir: Path, tmp_path: Path) -> None:
     svg = pr_curves_svg([ev, ev])
     ET.fromstring(svg)  # well-formed
     assert svg.count("<polyline") == 8
+
+
+def test_a_comparison_reports_the_change_from_the_other_model_to_this_one(models_dir: Path, tmp_path: Path) -> None:
+    from moderation.report import evaluation_json, evaluation_table
+
+    data = load_labelled([write_jsonl(tmp_path / "held.jsonl", HELD_OUT)], load_policy().ids)
+    model = load_model(resolve(models_dir))
+    strict = evaluate(model, data, dict.fromkeys(model.categories, 2.0))  # flags nothing: F1 0
+    usual = evaluate(model, data, dict.fromkeys(model.categories, 0.0))  # flags everything: F1 above 0
+    assert all(usual.category(c).f1 > 0 for c in model.categories)
+    change = json.loads(evaluation_json(usual, strict))["f1_change"]
+    assert change == {c: round(usual.category(c).f1, 4) for c in model.categories}
+    rows = [line.split() for line in evaluation_table(usual, strict).splitlines() if " f1 " in line]
+    assert [float(r[-1]) for r in rows] == [round(usual.category(c).f1, 3) for c in model.categories]
