@@ -5,7 +5,7 @@ import io
 import json
 from collections import Counter
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from moderation.output import RECORD_KEYS, LineRenderer, json_line, make_writer, printable, record
@@ -85,6 +85,7 @@ def test_a_json_line_is_what_the_json_module_would_write(text, source, doc_id, l
 
 @settings(max_examples=100, deadline=None)
 @given(text=st.text(), index=st.integers(0, 10**6), doc_id=st.none() | st.text(), flagged=st.booleans())
+@example(text="100% sure, %d %s %%", index=7, doc_id="50%", flagged=True)  # the template's own conversion marks
 def test_lines_rendered_in_a_worker_are_the_writers_own(text: str, index: int, doc_id, flagged: bool) -> None:
     s = SentenceScore("a,b.txt", doc_id, index, 0, len(text), 1, 1, text, {c: 0.5 for c in CATS},
                       ("hate",) if flagged else ())  # fmt: skip
