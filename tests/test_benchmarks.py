@@ -1,0 +1,45 @@
+"""The benchmark scripts run anywhere: without ../shared they skip with a reason, and on data of the right shape
+they report."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TWEETEVAL = ROOT / "benchmarks" / "tweeteval.py"
+
+POSTS = [
+    ("I will kill you tonight", 1), ("you are a worthless idiot", 1), ("immigrants are vermin", 1),
+    ("someone should burn their house down", 1), ("go back to your country", 1),
+    ("see you at the match tonight", 0), ("the cake was lovely", 0), ("kill the process and restart it", 0),
+    ("my neighbours are from Poland and very kind", 0), ("this traffic is killing me", 0),
+]  # fmt: skip
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(TWEETEVAL), *args], capture_output=True, text=True, timeout=300)
+
+
+def test_tweeteval_skips_with_a_reason_where_the_data_is_absent(tmp_path: Path) -> None:
+    done = run("--shared", str(tmp_path / "nowhere"))
+    assert done.returncode == 0
+    assert done.stdout == ""
+    assert "skipped: TweetEval not found" in done.stderr
+
+
+def test_tweeteval_reports_each_task_and_the_shipped_model(tmp_path: Path) -> None:
+    for task in ("hate", "offensive"):
+        folder = tmp_path / "data" / "tweeteval" / task
+        folder.mkdir(parents=True)
+        for split in ("train", "val", "test"):
+            (folder / f"{split}_text.txt").write_text("".join(f"@user {t}\n" for t, _ in POSTS), encoding="utf-8")
+            (folder / f"{split}_labels.txt").write_text("".join(f"{y}\n" for _, y in POSTS), encoding="utf-8")
+    done = run("--shared", str(tmp_path), "--c", "1", "--default-model")
+    assert done.returncode == 0, done.stderr
+    tasks = {line.split()[0] for line in done.stdout.splitlines() if line.startswith(("hate ", "offensive "))}
+    assert tasks == {"hate", "offensive"}
+    assert "the default model as shipped" in done.stdout
+    shipped = [line for line in done.stdout.splitlines() if line.startswith("hate ") and "%" in line]
+    assert len(shipped) == 1 and float(shipped[0].split()[3]) > 50  # test macro-F1 of the shipped model on these
