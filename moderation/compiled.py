@@ -12,6 +12,7 @@ from the model file.
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +27,10 @@ _FIBONACCI = np.uint64(0x9E3779B97F4A7C15)  # 2**64 / golden ratio: spreads any 
 _TOKENS = re.compile(WORD_TOKEN[len("(?u)") :] + r"|\n")  # the word vectoriser's tokens, and the batch separator
 _SEPARATOR = 0  # code point between words when their n-grams are found together: no n-gram crosses it
 _WORDS = re.compile(r"[^ \n]+|\n")  # what char_wb splits a normalised text into, and the batch separator
-_CACHED_WORDS = 1 << 16  # distinct words whose character part is remembered: a few MB, flat on any input
+# Words whose character part is remembered, and their characters in all (sentences are cut at 1,000 characters,
+# so a word can be that long): a few MB at most, whatever the input.
+_CACHED_WORDS = 1 << 16
+_CACHED_CHARS = 1 << 20
 
 
 class NotCompilable(Exception):
@@ -114,8 +118,11 @@ class CompiledModel:
         set_(self, "_char_weight", np.ascontiguousarray((self.char_idf[:, None] * self.char_coef).T))
         # Word -> row of the two arrays below; "\n" separates sentences. Filled as words are first seen.
         set_(self, "_word_rows", _Ranks({"\n": -2}))
+        set_(self, "_capacity", (_CACHED_WORDS, _CACHED_CHARS))
+        set_(self, "_cached_chars", 0)
         set_(self, "_cache_sums", np.zeros((_CACHED_WORDS, len(self.intercept))))
         set_(self, "_cache_known", np.zeros(_CACHED_WORDS))
+        set_(self, "_cache_lock", threading.Lock())  # scoring from several threads must not interleave its updates
 
     # --- building ------------------------------------------------------------------------------------------------
 
@@ -249,27 +256,43 @@ class CompiledModel:
         # (and its count of known n-grams the sum of theirs). Words repeat: each distinct one is hashed and looked
         # up once, then remembered, up to a bounded number of words.
         tokens = _WORDS.findall("\n".join(docs))
+        with self._cache_lock:
+            rows, sums, known = self._cached_rows(tokens)
+            doc_of = np.cumsum(rows == -2)
+            words = rows >= 0
+            doc_of, rows = doc_of[words], rows[words]
+            per_doc = np.bincount(doc_of, weights=known[rows], minlength=len(docs))
+            scores = np.column_stack(
+                [np.bincount(doc_of, weights=column[rows], minlength=len(docs)) for column in sums.T]
+            )
+        return scores / np.sqrt(np.maximum(per_doc, 1))[:, None]
+
+    def _cached_rows(self, tokens: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each token's row in the returned (sums, known) arrays, -2 for the sentence separator; words not seen
+        before are worked out and remembered, the cache emptied first if they would overflow it."""
         cache, sums, known = self._word_rows, self._cache_sums, self._cache_known
         rows = np.fromiter(map(cache.__getitem__, tokens), dtype=np.int64, count=len(tokens))
-        if (rows == -1).any():
-            new = list(dict.fromkeys(t for t, r in zip(tokens, rows.tolist(), strict=True) if r == -1))
-            if len(cache) - 1 + len(new) > _CACHED_WORDS:
-                cache.clear()
-                cache["\n"] = -2
-                new = list(dict.fromkeys(t for t in tokens if t != "\n"))
-            if len(new) > _CACHED_WORDS:  # more distinct words than the cache holds: this batch on its own
-                cache = _Ranks({"\n": -2})
-                sums, known = np.zeros((len(new), len(self.intercept))), np.zeros(len(new))
-            first = len(cache) - 1
-            sums[first : first + len(new)], known[first : first + len(new)] = self._word_char_sums(new)
-            cache.update(zip(new, range(first, first + len(new)), strict=True))
-            rows = np.fromiter(map(cache.__getitem__, tokens), dtype=np.int64, count=len(tokens))
-        doc_of = np.cumsum(rows == -2)
-        words = rows >= 0
-        doc_of, rows = doc_of[words], rows[words]
-        per_doc = np.bincount(doc_of, weights=known[rows], minlength=len(docs))
-        scores = np.column_stack([np.bincount(doc_of, weights=column[rows], minlength=len(docs)) for column in sums.T])
-        return scores / np.sqrt(np.maximum(per_doc, 1))[:, None]
+        if not (rows == -1).any():
+            return rows, sums, known
+        max_words, max_chars = self._capacity
+        new = list(dict.fromkeys(t for t, r in zip(tokens, rows.tolist(), strict=True) if r == -1))
+        chars = sum(map(len, new))
+        if len(cache) - 1 + len(new) > max_words or self._cached_chars + chars > max_chars:
+            cache.clear()
+            cache["\n"] = -2
+            object.__setattr__(self, "_cached_chars", 0)
+            new = list(dict.fromkeys(t for t in tokens if t != "\n"))
+            chars = sum(map(len, new))
+        if len(new) > max_words or chars > max_chars:  # more than the cache holds: this batch on its own
+            cache = _Ranks({"\n": -2})
+            sums, known = np.zeros((len(new), len(self.intercept))), np.zeros(len(new))
+        else:
+            object.__setattr__(self, "_cached_chars", self._cached_chars + chars)
+        first = len(cache) - 1
+        sums[first : first + len(new)], known[first : first + len(new)] = self._word_char_sums(new)
+        cache.update(zip(new, range(first, first + len(new)), strict=True))
+        rows = np.fromiter(map(cache.__getitem__, tokens), dtype=np.int64, count=len(tokens))
+        return rows, sums, known
 
     def _word_char_sums(self, words: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """Per word, the sum of its character n-grams' IDF x coefficient (a column per category), and how many of

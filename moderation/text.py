@@ -364,11 +364,10 @@ _LINE_EDGES = re.compile(r" ?\n ?")
 _LIST_MARKERS = re.compile(r"^(?:(?:[-*+•‣◦▪>]|\d{1,3}[.)]|#{1,6})(?: |$))+", re.MULTILINE)
 _HOMOGLYPH = re.compile(r"[аеорсухіјѕкмнтвԁһӏɡαειορτυνκηχ]")
 _NUMBER_WITH_UNIT = re.compile(r"\d+[a-z]{1,3}")
-# A mention ("@dan_k88"), or a run of them as replies start: one "@user", the form public data sets anonymise them to.
-# Handles of one or two characters, and "@ss..." ("@sshole"), are left to the leet step: there "@" is a letter.
+# "@user", the form public data sets anonymise mentions to, or a run of them as replies start: one "@user". Other
+# handles are left to the leet step, since "@" also stands for "a" at the start of a word ("@rabs", "@nthrax").
 MENTION = "@user"
-_HANDLE = r"@(?!ss)\w{3,}"
-_MENTIONS = re.compile(rf"(?<![\w@$!|]){_HANDLE}(?: +{_HANDLE})*")
+_MENTIONS = re.compile(r"(?<![\w@$!|])@user(?![\w@$!|])(?: +@user(?![\w@$!|]))*")
 
 
 def normalize(text: str) -> str:
@@ -401,8 +400,8 @@ def normalize_many(texts: Iterable[str]) -> list[str]:
     text = text.strip(" ")
     text = _LIST_MARKERS.sub("", text)  # "- item": layout, not content
     if "@" in text:
-        # Who is addressed is not what is said: a handle is not a word to learn, and a reply to ten people is no
-        # more hostile than a reply to one (each repeat of an n-gram would otherwise add to the score).
+        # A reply to ten people is no more hostile than a reply to one (each repeat of an n-gram would otherwise
+        # add to the score), and "@user" stays itself rather than the leet word "auser".
         text = _MENTIONS.sub(MENTION, text)
     return _fold_evasions(text).split("\n")
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -44,11 +45,24 @@ def test_compiled_scores_equal_the_pipeline_on_any_text(models, texts: list[str]
 def test_remembered_words_score_as_new_ones_when_the_cache_fills(models, monkeypatch) -> None:
     _, pipeline = models
     monkeypatch.setattr("moderation.compiled._CACHED_WORDS", 8)
-    small = CompiledModel.from_pipeline(pipeline)  # a cache of 8 words: every path below is taken
-    batches = [["kill you"], ["kill them all now", "you"], ["a b c d e f g h i j"], ["kill you", "gay"], [""]]
+    monkeypatch.setattr("moderation.compiled._CACHED_CHARS", 40)
+    small = CompiledModel.from_pipeline(pipeline)  # a cache of 8 words, 40 characters: every path below is taken
+    batches = [["kill you"], ["kill them all now", "you"], ["a b c d e f g h i j"], ["kill you", "gay"], [""],
+               ["x" * 30 + " you", "k1ll"], ["y" * 50]]  # fmt: skip
     for texts in batches + batches:
         assert np.allclose(small.predict_proba(texts), positive_proba(pipeline, texts), atol=1e-6)
-    assert len(small._word_rows) <= 8 + 1  # the words, and the sentence separator
+        assert len(small._word_rows) <= 8 + 1  # the words, and the sentence separator
+        assert sum(map(len, small._word_rows)) <= 40 + 1
+
+
+def test_threads_sharing_a_scorer_get_the_scores_each_would_get_alone(models) -> None:
+    model, pipeline = models
+    shared = CompiledModel.from_pipeline(pipeline)
+    batches = [[f"{w} number {i} says kill {w}{i} you" for w in ("bob", "ann", "k1ll", "gay")] for i in range(200)]
+    alone = [model.compiled.predict_proba(b) for b in batches]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(shared.predict_proba, batches))
+    assert all(np.array_equal(a, t) for a, t in zip(alone, together, strict=True))
 
 
 def test_the_saved_scorer_loads_without_pickle_and_scores_the_same(models, tmp_path: Path) -> None:

@@ -91,6 +91,18 @@ def test_matching_is_on_whole_normalised_tokens() -> None:
     assert hits("kill the streak") == ({}, {})  # a phrase matches only as a whole
 
 
+def test_a_phrase_with_a_handle_matches_that_handle_only() -> None:
+    policy = parse_policy(
+        POLICY_WITH_TERMS.replace('"in the game"', '"@gamebot"').replace('"kneecap"', '"@nthrax"'), "p"
+    )
+    from moderation.policy import phrase_tokens
+
+    assert policy.matches(phrase_tokens("@gamebot says: I will find you"))[0] == {"threat": "@gamebot"}
+    for other in ("@dan I will find you", "the user said I will find you", "@user I will find you"):
+        assert "threat" not in policy.matches(phrase_tokens(other))[0]
+    assert policy.matches(phrase_tokens("there is anthrax in the envelope"))[1] == {"threat": "@nthrax"}
+
+
 @pytest.mark.parametrize(
     ("toml", "expected"),
     [
