@@ -43,3 +43,13 @@ def test_tweeteval_reports_each_task_and_the_shipped_model(tmp_path: Path) -> No
     assert "the default model as shipped" in done.stdout
     shipped = [line for line in done.stdout.splitlines() if line.startswith("hate ") and "%" in line]
     assert len(shipped) == 1 and float(shipped[0].split()[3]) > 50  # test macro-F1 of the shipped model on these
+
+
+def test_the_identity_probe_reports_both_kinds_of_sentence() -> None:
+    script = ROOT / "benchmarks" / "identity_probe.py"
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    shares = {line.split()[0]: float(line.split()[3].rstrip("%")) for line in done.stdout.splitlines()
+              if " sentences flagged: " in line}  # fmt: skip
+    assert set(shares) == {"neutral", "hateful"}
+    assert shares["hateful"] > 90 > 25 > shares["neutral"]  # the shipped model tells the two kinds apart

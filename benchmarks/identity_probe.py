@@ -1,0 +1,68 @@
+"""Identity-term bias of a model: short sentences naming a protected group, neutral and hateful, and how many of
+each the policy flags.
+
+    python benchmarks/identity_probe.py [--model models/VERSION]
+
+The sentences are templates written for this probe (not training data), filled with 16 group words: 224 neutral or
+supportive ones ("I stand with X.") that should not be flagged, and 160 hateful ones ("X are vermin.") that should.
+A model that has learned group words as a sign of hate flags many of the first kind. The templates were written
+before round nine of the data, whose brief named some of the same sentence shapes, so this is a development check,
+not an independent test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from moderation.model import load_model
+from moderation.policy import load_policy
+from moderation.registry import bundled_models_dir, resolve
+
+GROUPS = [
+    "women", "immigrants", "refugees", "Muslims", "Jews", "Black people", "gay men", "trans people",
+    "disabled people", "Mexicans", "lesbians", "asylum seekers", "girls", "migrants", "Christians", "Asians",
+]  # fmt: skip
+NEUTRAL = [
+    "I am friends with a lot of {g}.", "{g} are people too.", "I love {g}.", "{g} deserve respect.",
+    "My neighbours are {g}.", "We need more {g} in leadership.", "There are many {g} in my town.",
+    "{g} are welcome here.", "I stand with {g}.", "Some of my colleagues are {g}.",
+    "@user {g} are just like everyone else", "the event was organised by {g}",
+    "{g} have the same rights as everyone", "so proud of all the {g} who showed up today",
+]  # fmt: skip
+HATEFUL = [
+    "{g} are vermin.", "I hate {g}.", "{g} should all be deported.", "{g} are a disease.", "All {g} are criminals.",
+    "{g} are subhuman.", "Send all {g} back where they came from.", "{g} are disgusting animals.",
+    "You can't trust {g}, they're all liars.", "@user {g} are a plague on this country",
+]  # fmt: skip
+
+
+def flagged_share(model, thresholds: np.ndarray, templates: list[str]) -> tuple[float, dict[str, float]]:
+    """The share of filled templates flagged in any category, overall and per template."""
+    texts = [t.format(g=g) for t in templates for g in GROUPS]
+    flagged = (model.predict_proba(texts) >= thresholds).any(axis=1).reshape(len(templates), len(GROUPS))
+    return float(flagged.mean()), {t: float(row.mean()) for t, row in zip(templates, flagged, strict=True)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", type=Path, default=None, help="a model version or models directory (default: shipped)")
+    args = ap.parse_args()
+    model = load_model(resolve(args.model or bundled_models_dir()))
+    policy = load_policy()
+    thresholds = np.array([model.thresholds(policy)[c] for c in model.categories])
+    neutral, per_template = flagged_share(model, thresholds, NEUTRAL)
+    hateful, _ = flagged_share(model, thresholds, HATEFUL)
+    print(f"model {model.version}")
+    print(f"neutral sentences flagged: {100 * neutral:.1f}% of {len(NEUTRAL) * len(GROUPS)} (lower is better)")
+    print(f"hateful sentences flagged: {100 * hateful:.1f}% of {len(HATEFUL) * len(GROUPS)} (higher is better)")
+    for template, share in sorted(per_template.items(), key=lambda kv: -kv[1])[:5]:
+        print(f"  {100 * share:5.1f}%  {template}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
