@@ -12,6 +12,7 @@ Two further views, each reported on its own rows:
   a check of transfer, not a score to compare with the table.
 
     python benchmarks/tweeteval.py [--shared ../shared] [--c 1,4,16] [--with-project-data] [--default-model]
+                                   [--model models/VERSION]
 
 The data is read from ../shared/data/tweeteval (evaluation only: nothing is copied into this repository). When it
 is absent the script says so and exits 0, so it can run anywhere.
@@ -93,9 +94,10 @@ def run_task(folder: Path, c: float, extra: tuple[list[str], np.ndarray] | None 
     }
 
 
-def run_default_model(folder: Path) -> dict:
-    """The shipped model and policy on val and test: a tweet is positive when any of its sentences is flagged."""
-    model = load_model(resolve(bundled_models_dir()))
+def run_default_model(folder: Path, path: Path | None = None) -> dict:
+    """The shipped model (or the one at `path`) and the default policy on val and test: a tweet is positive when any
+    of its sentences is flagged."""
+    model = load_model(resolve(path or bundled_models_dir()))
     rules = Rules.of(load_policy(), model)
     out = {"version": model.version}
     for split in ("val", "test"):
@@ -113,9 +115,10 @@ def run_default_model(folder: Path) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shared", type=Path, default=REPO.parent / "shared")
-    ap.add_argument("--c", default="8", help="comma-separated regularisation strengths to report (default 8)")
+    ap.add_argument("--c", default="8", help="regularisation strengths to train with, comma-separated (empty: none)")
     ap.add_argument("--with-project-data", action="store_true", help="also train with data/train.jsonl added")
     ap.add_argument("--default-model", action="store_true", help="also score the bundled model, trained on none of it")
+    ap.add_argument("--model", type=Path, help="with --default-model: score this model version instead")
     args = ap.parse_args()
     root = args.shared / "data" / "tweeteval"
     if not all((root / task / "test_text.txt").is_file() for task in TASKS):
@@ -123,24 +126,27 @@ def main() -> int:
         return 0
     extra = project_data(REPO / "data" / "train.jsonl") if args.with_project_data else None
     results = {task: [] for task in TASKS}
+    if args.model is not None and not args.default_model:
+        ap.error("--model goes with --default-model")
     for task in TASKS:
-        for c in args.c.split(","):
+        for c in filter(None, args.c.split(",")):
             results[task].append(run_task(root / task, float(c)))
             if extra is not None:
                 results[task].append(run_task(root / task, float(c), extra))
-    header = ("task", "trained on", "C", "threshold", "val F1", "test F1", "test@0.5", "fit s")
-    print("{:<10} {:<16} {:>5} {:>9} {:>7} {:>8} {:>8} {:>6}".format(*header))
-    for task, rows in results.items():
-        for r in rows:
-            print(
-                f"{task:<10} {r['data']:<16} {r['c']:>5g} {r['threshold']:>9.3f} {100 * r['val']:>7.1f} "
-                f"{100 * r['test']:>8.1f} {100 * r['test_at_0.5']:>8.1f} {r['fit_seconds']:>6.1f}"
-            )
+    if any(results.values()):
+        header = ("task", "trained on", "C", "threshold", "val F1", "test F1", "test@0.5", "fit s")
+        print("{:<10} {:<16} {:>5} {:>9} {:>7} {:>8} {:>8} {:>6}".format(*header))
+        for task, rows in results.items():
+            for r in rows:
+                print(
+                    f"{task:<10} {r['data']:<16} {r['c']:>5g} {r['threshold']:>9.3f} {100 * r['val']:>7.1f} "
+                    f"{100 * r['test']:>8.1f} {100 * r['test_at_0.5']:>8.1f} {r['fit_seconds']:>6.1f}"
+                )
     if args.default_model:
         print("\nthe default model as shipped (trained on none of TweetEval; positive: anything in the tweet flagged)")
         print(f"{'task':<10} {'model':<26} {'val F1':>7} {'test F1':>8} {'flagged (val/test)':>19} {'positive':>9}")
         for task in TASKS:
-            r = run_default_model(root / task)
+            r = run_default_model(root / task, args.model)
             flagged = f"{100 * r['val_flagged']:.0f}% / {100 * r['test_flagged']:.0f}%"
             print(
                 f"{task:<10} {r['version']:<26} {100 * r['val']:>7.1f} {100 * r['test']:>8.1f} {flagged:>19} "
