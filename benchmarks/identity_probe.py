@@ -1,5 +1,5 @@
 """Identity-term bias of a model: short sentences naming a protected group, neutral and hateful, and how many of
-each the policy flags.
+each cross a category's threshold (those of the default policy; its phrase lists are empty).
 
     python benchmarks/identity_probe.py [--model models/VERSION]
 

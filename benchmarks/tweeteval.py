@@ -120,14 +120,14 @@ def main() -> int:
     ap.add_argument("--default-model", action="store_true", help="also score the bundled model, trained on none of it")
     ap.add_argument("--model", type=Path, help="with --default-model: score this model version instead")
     args = ap.parse_args()
+    if args.model is not None and not args.default_model:
+        ap.error("--model goes with --default-model")
     root = args.shared / "data" / "tweeteval"
     if not all((root / task / "test_text.txt").is_file() for task in TASKS):
         print(f"skipped: TweetEval not found under {root} (it lives in ../shared/data/tweeteval)", file=sys.stderr)
         return 0
     extra = project_data(REPO / "data" / "train.jsonl") if args.with_project_data else None
     results = {task: [] for task in TASKS}
-    if args.model is not None and not args.default_model:
-        ap.error("--model goes with --default-model")
     for task in TASKS:
         for c in filter(None, args.c.split(",")):
             results[task].append(run_task(root / task, float(c)))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +28,7 @@ _TOKENS = re.compile(WORD_TOKEN[len("(?u)") :] + r"|\n")  # the word vectoriser'
 _SEPARATOR = 0  # code point between words when their n-grams are found together: no n-gram crosses it
 _WORDS = re.compile(r"[^ \n]+|\n")  # what char_wb splits a normalised text into, and the batch separator
 # Words whose character part is remembered, and their characters in all (sentences are cut at 1,000 characters,
-# so a word can be that long): a few MB at most, whatever the input.
+# so a word can be that long): about 15 MB at most, whatever the input.
 _CACHED_WORDS = 1 << 16
 _CACHED_CHARS = 1 << 20
 
@@ -123,6 +123,10 @@ class CompiledModel:
         set_(self, "_cache_sums", np.zeros((_CACHED_WORDS, len(self.intercept))))
         set_(self, "_cache_known", np.zeros(_CACHED_WORDS))
         set_(self, "_cache_lock", threading.Lock())  # scoring from several threads must not interleave its updates
+
+    def __reduce__(self):
+        # The arrays only: the lookup tables, the word cache and its lock are rebuilt on the other side.
+        return (type(self), tuple(getattr(self, f.name) for f in fields(self)))
 
     # --- building ------------------------------------------------------------------------------------------------
 

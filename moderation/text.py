@@ -399,11 +399,13 @@ def normalize_many(texts: Iterable[str]) -> list[str]:
         text = _LINE_EDGES.sub("\n", text)
     text = text.strip(" ")
     text = _LIST_MARKERS.sub("", text)  # "- item": layout, not content
-    if "@" in text:
-        # A reply to ten people is no more hostile than a reply to one (each repeat of an n-gram would otherwise
-        # add to the score), and "@user" stays itself rather than the leet word "auser".
+    text = _fold_evasions(text)  # keeps "@user" itself rather than the leet word "auser"
+    if MENTION in text:
+        # Once look-alike letters are folded ("@usеr" with a Cyrillic е is "@user" by then): a reply to ten people
+        # is no more hostile than a reply to one, and each repeat of an n-gram would otherwise add to the score.
+        # Other handles stay words of their own ("@dan_k88" is "adan_k88"), each counted.
         text = _MENTIONS.sub(MENTION, text)
-    return _fold_evasions(text).split("\n")
+    return text.split("\n")
 
 
 def _fold_evasions(text: str) -> str:

@@ -53,3 +53,9 @@ def test_the_identity_probe_reports_both_kinds_of_sentence() -> None:
               if " sentences flagged: " in line}  # fmt: skip
     assert set(shares) == {"neutral", "hateful"}
     assert shares["hateful"] > 90 > 25 > shares["neutral"]  # the shipped model tells the two kinds apart
+
+
+def test_tweeteval_refuses_a_model_without_the_view_that_uses_it(tmp_path: Path) -> None:
+    done = run("--shared", str(tmp_path / "nowhere"), "--model", str(tmp_path))
+    assert done.returncode == 2
+    assert "--model goes with --default-model" in done.stderr

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import copy
 import json
+import pickle
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -46,23 +49,52 @@ def test_remembered_words_score_as_new_ones_when_the_cache_fills(models, monkeyp
     _, pipeline = models
     monkeypatch.setattr("moderation.compiled._CACHED_WORDS", 8)
     monkeypatch.setattr("moderation.compiled._CACHED_CHARS", 40)
-    small = CompiledModel.from_pipeline(pipeline)  # a cache of 8 words, 40 characters: every path below is taken
-    batches = [["kill you"], ["kill them all now", "you"], ["a b c d e f g h i j"], ["kill you", "gay"], [""],
-               ["x" * 30 + " you", "k1ll"], ["y" * 50]]  # fmt: skip
-    for texts in batches + batches:
+    small = CompiledModel.from_pipeline(pipeline)  # a cache of 8 words or 40 characters
+
+    def check(texts: list[str]) -> int:
         assert np.allclose(small.predict_proba(texts), positive_proba(pipeline, texts), atol=1e-6)
-        assert len(small._word_rows) <= 8 + 1  # the words, and the sentence separator
-        assert sum(map(len, small._word_rows)) <= 40 + 1
+        assert len(small._word_rows) <= 8 + 1 and small._cached_chars <= 40  # (+1: the sentence separator)
+        assert small._cached_chars == sum(map(len, small._word_rows)) - 1
+        return len(small._word_rows) - 1
+
+    assert check(["kill you"]) == 2
+    assert check(["kill them all now", "you"]) == 5  # three new words added
+    assert check(["apple banana cherry dates elder"]) == 5  # would overflow: emptied, then these five
+    assert check(["one two three four five six seven eight nine"]) == 0  # more words than it holds: scored apart
+    assert check(["kill you", "gay"]) == 3
+    assert (
+        check(["incomprehensibilities antidisestablishmentarianism"]) == 0
+    )  # more characters than it holds: scored apart
+    assert check([""]) == 0
 
 
-def test_threads_sharing_a_scorer_get_the_scores_each_would_get_alone(models) -> None:
+def test_threads_sharing_a_scorer_get_the_scores_each_would_get_alone(models, monkeypatch) -> None:
     model, pipeline = models
+    monkeypatch.setattr("moderation.compiled._CACHED_WORDS", 50)  # small: the cache fills and empties often
+    monkeypatch.setattr("moderation.compiled._CACHED_CHARS", 400)
+    monkeypatch.setattr(sys, "getswitchinterval", sys.getswitchinterval)
     shared = CompiledModel.from_pipeline(pipeline)
-    batches = [[f"{w} number {i} says kill {w}{i} you" for w in ("bob", "ann", "k1ll", "gay")] for i in range(200)]
+    words = ["bob", "ann", "kill", "gay", "vermin", "coffee", "tonight", "idiot", "park", "knife", "dear", "rain"]
+    batches = [[f"{words[i % 12]} number{i} says {words[(i * 5) % 12]} {words[(i * 7) % 12]}{i % 9} you"] * 3
+               for i in range(300)]  # fmt: skip
     alone = [model.compiled.predict_proba(b) for b in batches]
-    with ThreadPoolExecutor(4) as pool:
-        together = list(pool.map(shared.predict_proba, batches))
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible, to make any race show
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            together = list(pool.map(shared.predict_proba, batches))
+    finally:
+        sys.setswitchinterval(interval)
     assert all(np.array_equal(a, t) for a, t in zip(alone, together, strict=True))
+
+
+def test_a_scorer_pickles_and_copies_without_its_cache(models) -> None:
+    model, _ = models
+    texts = ["I will kill you", "see you at the park"]
+    model.compiled.predict_proba(texts)  # a warm cache, and a lock, to leave behind
+    for other in (pickle.loads(pickle.dumps(model.compiled)), copy.deepcopy(model.compiled)):
+        assert len(other._word_rows) == 1
+        assert np.array_equal(other.predict_proba(texts), model.compiled.predict_proba(texts))
 
 
 def test_the_saved_scorer_loads_without_pickle_and_scores_the_same(models, tmp_path: Path) -> None:

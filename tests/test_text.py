@@ -131,6 +131,7 @@ def test_list_markers_are_layout_for_the_model() -> None:
     [
         ("@user @User @USER you are welcome", "@user you are welcome"),  # a reply to three is a reply
         ("thanks @user, @user!", "thanks @user, @user!"),
+        ("@us\u0435r @us\u0435r hi", "@user hi"),  # a look-alike letter: folded first, then merged (idempotent)
         ("mail bob@user.org", "mail bobauser.org"),  # not a mention: inside a word
         ("@rabs go home", "arabs go home"),  # other handles: "@" may be a letter, left to the leet step
         ("you @rsehole", "you arsehole"),
