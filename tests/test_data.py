@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from moderation.data import Example, fingerprint, load_labelled, write_labelled
+from moderation.data import Example, fingerprint, iter_examples, load_labelled, write_labelled
 from moderation.errors import DataError
 
 CATS = ("threat", "incitement", "hate", "harassment")
@@ -70,3 +70,30 @@ def test_write_then_read_round_trips(tmp_path: Path, suffix: str) -> None:
     assert [(e.text, e.labels, e.tag) for e in back] == [(e.text, e.labels, e.tag) for e in rows]
     if suffix == ".jsonl":
         assert all(json.loads(line)["labels"] == sorted(json.loads(line)["labels"]) for line in path.open())
+
+
+SHIPPED = Path(__file__).resolve().parents[1] / "data"
+KINDS = {
+    "news", "history", "fiction", "film_games", "sports", "cooking", "medicine", "software", "idiom",
+    "counter_speech", "negation", "group_neutral", "profanity_untargeted", "insult_object", "everyday",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["train.jsonl", "test.jsonl", "veiled.jsonl"])
+def test_each_shipped_file_is_well_formed(name: str) -> None:
+    from moderation.text import normalize_many
+
+    examples = list(iter_examples(SHIPPED / name, CATS))
+    assert len(examples) > 500
+    for e in examples:
+        assert e.tag in ({"plain", "evasion"} if e.labels else KINDS), (e.text, e.labels, e.tag)
+    normalised = normalize_many([e.text for e in examples])
+    assert len(set(normalised)) == len(normalised)  # no two sentences the same once normalised
+
+
+def test_the_test_split_shares_no_sentence_with_training() -> None:
+    from moderation.text import normalize_many
+
+    train = set(normalize_many([e.text for e in iter_examples(SHIPPED / "train.jsonl", CATS)]))
+    for other in ("test.jsonl", "veiled.jsonl"):
+        assert not train & set(normalize_many([e.text for e in iter_examples(SHIPPED / other, CATS)]))
