@@ -266,9 +266,7 @@ class CompiledModel:
             words = rows >= 0
             doc_of, rows = doc_of[words], rows[words]
             per_doc = np.bincount(doc_of, weights=known[rows], minlength=len(docs))
-            scores = np.column_stack(
-                [np.bincount(doc_of, weights=column[rows], minlength=len(docs)) for column in sums.T]
-            )
+            scores = _column_sums(len(docs), doc_of, sums.T, rows)
         return scores / np.sqrt(np.maximum(per_doc, 1))[:, None]
 
     def _cached_rows(self, tokens: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -331,10 +329,7 @@ class CompiledModel:
         feats = self._chars.get(np.concatenate(hashes))
         found = feats >= 0
         of = word_at[np.concatenate(positions)[found]]
-        feats = feats[found]
-        known = np.bincount(of, minlength=len(words)).astype(np.float64)
-        sums = np.column_stack([np.bincount(of, weights=w[feats], minlength=len(words)) for w in self._char_weight])
-        return sums, known
+        return _column_sums(len(words), of, self._char_weight, feats[found]), np.bincount(of, minlength=len(words))
 
 
 class _Ranks(dict):
@@ -348,8 +343,12 @@ def _scaled_sums(n_docs: int, docs: np.ndarray, feats: np.ndarray, weight: np.nd
     """Per document, the sum of its n-grams' IDF x coefficient (`weight`: categories x features), divided by the
     square root of how many n-grams it has."""
     known = np.bincount(docs, minlength=n_docs)
-    sums = np.column_stack([np.bincount(docs, weights=column[feats], minlength=n_docs) for column in weight])
-    return sums / np.sqrt(np.maximum(known, 1))[:, None]
+    return _column_sums(n_docs, docs, weight, feats) / np.sqrt(np.maximum(known, 1))[:, None]
+
+
+def _column_sums(n: int, group: np.ndarray, columns: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """(n, len(columns)): for each group 0..n-1, the sum of column[at[i]] over the i with group[i] == it."""
+    return np.column_stack([np.bincount(group, weights=column[at], minlength=n) for column in columns])
 
 
 def _expect(vectorizer, **params) -> None:
