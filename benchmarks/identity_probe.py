@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from moderation.errors import ModerationError
 from moderation.model import load_model
 from moderation.policy import load_policy
 from moderation.registry import bundled_models_dir, resolve
@@ -51,7 +52,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, default=None, help="a model version or models directory (default: shipped)")
     args = ap.parse_args()
-    model = load_model(resolve(args.model or bundled_models_dir()))
+    try:
+        model = load_model(resolve(args.model or bundled_models_dir()))
+    except ModerationError as e:
+        ap.exit(2, f"identity_probe: {e}\n")
     policy = load_policy()
     thresholds = np.array([model.thresholds(policy)[c] for c in model.categories])
     neutral, per_template = flagged_share(model, thresholds, NEUTRAL)

@@ -29,8 +29,9 @@ import numpy as np
 from sklearn.metrics import f1_score
 
 from moderation.data import load_labelled
+from moderation.errors import ModerationError
 from moderation.inputs import Document
-from moderation.model import load_model
+from moderation.model import Model, load_model
 from moderation.policy import load_policy
 from moderation.registry import bundled_models_dir, resolve
 from moderation.scoring import Rules, score_documents
@@ -94,10 +95,8 @@ def run_task(folder: Path, c: float, extra: tuple[list[str], np.ndarray] | None 
     }
 
 
-def run_default_model(folder: Path, path: Path | None = None) -> dict:
-    """The shipped model (or the one at `path`) and the default policy on val and test: a tweet is positive when any
-    of its sentences is flagged."""
-    model = load_model(resolve(path or bundled_models_dir()))
+def run_default_model(folder: Path, model: Model) -> dict:
+    """A model and the default policy on val and test: a tweet is positive when any of its sentences is flagged."""
     rules = Rules.of(load_policy(), model)
     out = {"version": model.version}
     for split in ("val", "test"):
@@ -122,6 +121,10 @@ def main() -> int:
     args = ap.parse_args()
     if args.model is not None and not args.default_model:
         ap.error("--model goes with --default-model")
+    try:
+        shipped = load_model(resolve(args.model or bundled_models_dir())) if args.default_model else None
+    except ModerationError as e:
+        ap.exit(2, f"tweeteval: {e}\n")
     root = args.shared / "data" / "tweeteval"
     if not all((root / task / "test_text.txt").is_file() for task in TASKS):
         print(f"skipped: TweetEval not found under {root} (it lives in ../shared/data/tweeteval)", file=sys.stderr)
@@ -146,7 +149,7 @@ def main() -> int:
         print("\nthe default model as shipped (trained on none of TweetEval; positive: anything in the tweet flagged)")
         print(f"{'task':<10} {'model':<26} {'val F1':>7} {'test F1':>8} {'flagged (val/test)':>19} {'positive':>9}")
         for task in TASKS:
-            r = run_default_model(root / task, args.model)
+            r = run_default_model(root / task, shipped)
             flagged = f"{100 * r['val_flagged']:.0f}% / {100 * r['test_flagged']:.0f}%"
             print(
                 f"{task:<10} {r['version']:<26} {100 * r['val']:>7.1f} {100 * r['test']:>8.1f} {flagged:>19} "

@@ -59,3 +59,13 @@ def test_tweeteval_refuses_a_model_without_the_view_that_uses_it(tmp_path: Path)
     done = run("--shared", str(tmp_path / "nowhere"), "--model", str(tmp_path))
     assert done.returncode == 2
     assert "--model goes with --default-model" in done.stderr
+
+
+def test_the_benchmarks_refuse_a_missing_model_in_one_line(tmp_path: Path) -> None:
+    probe = [sys.executable, str(ROOT / "benchmarks" / "identity_probe.py"), "--model", str(tmp_path / "none")]
+    for done in (run("--c", "", "--default-model", "--model", str(tmp_path / "none")),
+                 subprocess.run(probe, capture_output=True, text=True, timeout=120)):  # fmt: skip
+        assert done.returncode == 2
+        assert done.stdout == ""
+        assert done.stderr.strip().endswith("no such model or models directory")
+        assert "Traceback" not in done.stderr
