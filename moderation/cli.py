@@ -251,9 +251,9 @@ def score(
         writer = make_writer(fmt.value, sys.stdout, policy.ids)
         documents = read_documents(paths, options, warn=warn)
         queue_to = _Enqueuer(db, model, rules, queue_uncertain, audit_rate, seed) if queue else None
-        # With workers and nothing to do here but write, the workers render the lines too: sending them back costs
-        # less than sending scores, and this process stays free to read and write.
-        rendered = jobs != 1 and fmt.value in LineRenderer.formats and not queue and not explain_terms
+        # With nothing to do but write lines, they are rendered where a batch is scored, from its columns: cheaper
+        # than an object per sentence, and with workers, cheaper to send back and this process stays free to read.
+        rendered = fmt.value in LineRenderer.formats and not queue and not explain_terms
         if rendered:
             render = LineRenderer(fmt.value, policy.ids, only_flagged)
             batches = render_batches(documents, model, rules, render, jobs=jobs)

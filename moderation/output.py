@@ -11,6 +11,7 @@ import io
 import json
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TextIO
 
@@ -18,7 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
-from .scoring import SentenceScore
+from .scoring import Judged, SentenceScore
 
 FORMATS = ("table", "jsonl", "json", "csv")
 RECORD_KEYS = (
@@ -123,28 +124,21 @@ class Writer:
             self.flush()
 
 
-def json_line(s: SentenceScore) -> str:
-    """`json.dumps(record(s), ensure_ascii=False)`, built directly: a sentence's record is mostly numbers and a few
-    strings, and the general encoder's work per value was the largest cost of writing JSON Lines."""
-    head, tail = _json_parts(s)
-    return f"{head}{s.index}{tail}"
-
-
 _string = json.encoder.encode_basestring  # JSON string literal, non-ASCII kept as is (ensure_ascii=False)
 
 
-def _json_parts(s: SentenceScore) -> tuple[str, str]:
-    """`json_line(s)` split around the sentence's index (workers render lines before the index is known)."""
-    head = f'{{"source": {_string(s.source)}, "doc_id": {_nullable(s.doc_id)}, "index": '
+def json_line(s: SentenceScore) -> str:
+    """`json.dumps(record(s), ensure_ascii=False)`, built directly: a sentence's record is mostly numbers and a few
+    strings, and the general encoder's work per value was the largest cost of writing JSON Lines."""
     if s.terms is not None:
-        return head, json.dumps(record(s), ensure_ascii=False)[len(head) + len(str(s.index)) :]
+        return json.dumps(record(s), ensure_ascii=False)
     scores = ", ".join(f"{_string(c)}: {float.__repr__(v)}" for c, v in s.scores.items())
     suppressed = ", ".join(f"{_string(c)}: {_string(p)}" for c, p in s.suppressed.items())
-    return head, (
-        f', "start": {s.start}, "end": {s.end}, "line": {s.line}, "col": {s.col}, "text": {_string(s.text)}, '
-        f'"scores": {{{scores}}}, "flagged": [{", ".join(map(_string, s.flagged))}], '
-        f'"review": [{", ".join(map(_string, s.review))}], "suppressed": {{{suppressed}}}, '
-        f'"lang": {_nullable(s.lang)}}}'
+    return (
+        f'{{"source": {_string(s.source)}, "doc_id": {_nullable(s.doc_id)}, "index": {s.index}, "start": {s.start}, '
+        f'"end": {s.end}, "line": {s.line}, "col": {s.col}, "text": {_string(s.text)}, "scores": {{{scores}}}, '
+        f'"flagged": [{", ".join(map(_string, s.flagged))}], "review": [{", ".join(map(_string, s.review))}], '
+        f'"suppressed": {{{suppressed}}}, "lang": {_nullable(s.lang)}}}'
     )
 
 
@@ -270,7 +264,11 @@ class Rendered:
 
 
 class LineRenderer:
-    """Renders scores as the lines of a machine-readable format, where they are computed (it pickles small)."""
+    """Renders a `Judged` batch as the lines of a machine-readable format, where it is scored (it pickles small).
+
+    Each line is one %-call of a template made once per renderer: no object per sentence, no f-string per field. The
+    lines are those `JsonlWriter`, `JsonWriter` and `CsvWriter` write for the batch's `SentenceScore`s.
+    """
 
     formats = ("jsonl", "json", "csv")
 
@@ -279,20 +277,76 @@ class LineRenderer:
             raise ValueError(f"{fmt} is not rendered line by line")
         self.fmt, self.categories, self.only_flagged = fmt, categories, only_flagged
 
-    def __call__(self, doc: int, scores: list[SentenceScore]) -> Rendered:
-        shown = [s for s in scores if s.flagged or not self.only_flagged]
-        # "%" in the text is doubled so that only the inserted "%d" is a conversion.
-        lines = [f"{head.replace('%', '%%')}%d{tail.replace('%', '%%')}" for head, tail in map(self._parts, shown)]
-        flags = Counter(c for s in shown for c in s.flagged)
-        template = (",\n" if self.fmt == "json" else "").join(lines)
-        return Rendered(doc, len(scores), [s.index for s in shown], template, flags)
-
-    def _parts(self, s: SentenceScore) -> tuple[str, str]:
+    def __call__(self, doc: int, judged: Judged) -> Rendered:
+        outcomes = judged.outcomes
+        shown = sorted(i for i, o in outcomes.items() if o[0]) if self.only_flagged else range(len(judged))
+        flags = Counter(c for i in shown if i in outcomes for c in outcomes[i][0])
         if self.fmt == "csv":
-            row = csv_row(s, self.categories)
-            return _csv_text(row[:2]) + ",", "," + _csv_text(row[3:]) + "\r\n"  # the csv module's line end
-        head, tail = _json_parts(s)
-        return head, tail + "\n" if self.fmt == "jsonl" else tail
+            template = self._csv(judged, shown)
+        else:
+            template = (",\n" if self.fmt == "json" else "").join(self._json(judged, shown))
+        return Rendered(doc, len(judged), [judged.items[i][2] for i in shown], template, flags)
+
+    def _json(self, judged: Judged, shown: Iterable[int]) -> list[str]:
+        # Every string put into a line has its "%" doubled: the line is itself a template, with a "%d" for the index.
+        scores = ", ".join(f"{_doubled(_string(c))}: %r" for c in judged.categories)
+        line = (
+            '%s%%d, "start": %d, "end": %d, "line": %d, "col": %d, "text": %s, "scores": {' + scores + "}, "
+            '"flagged": [%s], "review": [%s], "suppressed": {%s}, "lang": %s}' + ("\n" if self.fmt == "jsonl" else "")
+        )
+        heads: dict[tuple[str, str | None], str] = {}
+        lists = _JsonLists()
+        items, scores, langs, outcomes = judged.items, judged.scores, judged.langs, judged.outcomes
+        out = []
+        for i in shown:
+            source, doc_id, _, s, _ = items[i]
+            head = heads.get((source, doc_id))
+            if head is None:
+                head = heads[source, doc_id] = _doubled(
+                    f'{{"source": {_string(source)}, "doc_id": {_nullable(doc_id)}, "index": '
+                )
+            found = outcomes.get(i)
+            if found is None:
+                flagged = review = suppressed = ""
+            else:
+                flagged, review = lists[found[0]], lists[found[1]]
+                suppressed = _doubled(", ".join(f"{_string(c)}: {_string(p)}" for c, p in found[2].items()))
+            lang = langs[i][0]
+            out.append(line % (
+                head, s.start, s.end, s.line, s.col, _doubled(_string(s.text)), *scores[i], flagged, review,
+                suppressed, "null" if lang is None else _doubled(_string(lang)),
+            ))  # fmt: skip
+        return out
+
+    def _csv(self, judged: Judged, shown: Iterable[int]) -> str:
+        order = [judged.categories.index(c) for c in self.categories]
+        rows = []
+        for i in shown:
+            source, doc_id, _, s, _ = judged.items[i]
+            flagged, review, suppressed, _, _ = judged.outcome(i)
+            scores = judged.scores[i]
+            suppressed_text = ";".join(f"{c}={phrase}" for c, phrase in suppressed.items())
+            fields = [source, "" if doc_id is None else doc_id, s.text, ";".join(flagged), ";".join(review),
+                      suppressed_text, judged.langs[i][0] or ""]  # fmt: skip
+            source, doc_id, text, flagged, review, suppressed_text, lang = map(_doubled, fields)
+            # "%d" for the index: the csv module leaves it unquoted, so it is still a conversion afterwards.
+            rows.append([source, doc_id, "%d", s.start, s.end, s.line, s.col, text, *(scores[k] for k in order),
+                         flagged, review, suppressed_text, lang])  # fmt: skip
+        out = io.StringIO()
+        csv.writer(out).writerows(rows)
+        return out.getvalue()
+
+
+class _JsonLists(dict):
+    """The JSON list body of a tuple of categories, %-doubled; each tuple worked out once."""
+
+    def __missing__(self, key: tuple[str, ...]) -> str:
+        value = self[key] = _doubled(", ".join(map(_string, key)))
+        return value
+
+
+def _doubled(text: str) -> str:
+    return text.replace("%", "%%")
 
 
 def csv_row(s: SentenceScore, categories: tuple[str, ...]) -> list:
@@ -301,13 +355,6 @@ def csv_row(s: SentenceScore, categories: tuple[str, ...]) -> list:
     fixed = [s.source, "" if s.doc_id is None else s.doc_id, s.index, s.start, s.end, s.line, s.col, s.text]
     scores = [s.scores[c] for c in categories]
     return [*fixed, *scores, ";".join(s.flagged), ";".join(s.review), suppressed, s.lang or ""]
-
-
-def _csv_text(fields: list) -> str:
-    """Fields as the csv module writes them in a row, without the line end (which still decides the quoting)."""
-    out = io.StringIO()
-    csv.writer(out).writerow(fields)
-    return out.getvalue()[: -len("\r\n")]
 
 
 def make_writer(fmt: str, stream: TextIO, categories: tuple[str, ...]) -> Writer:

@@ -140,32 +140,87 @@ def score_batches(
 Item = tuple[str, str | None, int, Sentence, Detected]
 
 
-def _decide(batch: list[Item], model: Model, rules: Rules, with_terms: bool) -> list[SentenceScore]:
-    """Score a batch and apply the policy to each sentence."""
-    proba = model.predict_proba([s.text for _, _, _, s, _ in batch])
-    cats = list(rules.flag)
-    picked = proba[:, [model.categories.index(c) for c in cats]]
+Outcome = tuple[tuple[str, ...], tuple[str, ...], dict[str, str], dict[str, str], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class Judged:
+    """A scored batch kept as columns, with an outcome only for the sentences that have one.
+
+    Most sentences are below every review threshold: writing them needs their numbers and text, not an object each.
+    `sentence(i)` builds the `SentenceScore` of one sentence when it is wanted.
+    """
+
+    items: list[Item]
+    categories: tuple[str, ...]
+    scores: list[list[float]]  # per sentence, rounded to 4 places, in `categories` order
+    langs: list[tuple[str | None, bool]]  # per sentence: its language and whether the model cannot judge it
+    outcomes: dict[int, Outcome]  # position -> (flagged, review, suppressed, forced, unsupported), where decided
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def outcome(self, i: int) -> Outcome:
+        found = self.outcomes.get(i)
+        return found if found is not None else ((), (), {}, {}, self.langs[i][1])
+
+    def sentence(self, i: int) -> SentenceScore:
+        source, doc_id, index, s, _ = self.items[i]
+        flagged, review, suppressed, forced, unsupported = self.outcome(i)
+        return SentenceScore(source, doc_id, index, s.start, s.end, s.line, s.col, s.text,
+                             dict(zip(self.categories, self.scores[i], strict=True)), flagged, None, review,
+                             suppressed, forced, self.langs[i][0], unsupported)  # fmt: skip
+
+    def sentences(self) -> list[SentenceScore]:
+        return [self.sentence(i) for i in range(len(self.items))]
+
+    def part(self, start: int, end: int) -> Judged:
+        """Sentences `start` to `end` (exclusive), positions counted from `start`."""
+        outcomes = {i - start: o for i, o in self.outcomes.items() if start <= i < end}
+        return Judged(self.items[start:end], self.categories, self.scores[start:end], self.langs[start:end], outcomes)
+
+
+def _judge(batch: list[Item], model: Model, rules: Rules) -> Judged:
+    """Score a batch and apply the policy to the sentences it could act on."""
+    texts = [s.text for _, _, _, s, _ in batch]
+    cats = tuple(rules.flag)
+    picked = model.predict_proba(texts)[:, [model.categories.index(c) for c in cats]]
+    guard = rules.guard
+    if guard:
+        langs = [guard.sentence(t, item[4]) for t, item in zip(texts, batch, strict=True)]
+    else:
+        langs = [(None, False)] * len(batch)
     # Below every category's review threshold (most sentences) the outcome is nothing, whatever the language; only
     # a policy's always-flag terms could change that.
-    lowest = np.array([min(rules.flag[c], rules.review[c]) for c in cats])
-    hot = (picked >= lowest).any(axis=1).tolist()
-    has_terms = rules.policy.has_terms
+    if rules.policy.has_terms:
+        decide = range(len(batch))
+    else:
+        lowest = np.array([min(rules.flag[c], rules.review[c]) for c in cats])
+        decide = np.flatnonzero((picked >= lowest).any(axis=1)).tolist()
+    outcomes = {}
+    for i in decide:
+        raw = dict(zip(cats, picked[i].tolist(), strict=True))  # decisions on the raw scores
+        outcomes[i] = rules.outcome(texts[i], raw, langs[i][1])
+    return Judged(batch, cats, np.round(picked, 4).tolist(), langs, outcomes)
+
+
+def _decide(batch: list[Item], model: Model, rules: Rules, with_terms: bool) -> list[SentenceScore]:
+    """Score a batch and apply the policy to each sentence."""
+    return _with_terms(_judge(batch, model, rules).sentences(), model, with_terms)
+
+
+def _with_terms(scores: list[SentenceScore], model: Model, with_terms: bool) -> list[SentenceScore]:
+    """`scores`, each flagged sentence with the terms that drove its flags when `with_terms`."""
+    if not with_terms:
+        return scores
     out = []
-    for (source, doc_id, index, s, doc_lang), row, is_hot in zip(batch, picked.tolist(), hot, strict=True):
-        lang, unsupported = rules.guard.sentence(s.text, doc_lang) if rules.guard else (None, False)
-        raw = dict(zip(cats, row, strict=True))  # decisions on the raw scores
-        if is_hot or has_terms:
-            flagged, review, suppressed, forced, unsupported = rules.outcome(s.text, raw, unsupported)
-        else:
-            flagged, review, suppressed, forced = (), (), {}, {}
-        scores = {c: round(v, 4) for c, v in raw.items()}
-        terms = None
-        if with_terms and flagged:
-            terms = {c: ts for c, ts in explain(model, s.text).items() if c in flagged}
-            for c, phrase in forced.items():
+    for s in scores:
+        if s.flagged:
+            terms = {c: ts for c, ts in explain(model, s.text).items() if c in s.flagged}
+            for c, phrase in s.forced.items():
                 terms[c] = [(f"always: {phrase}", 0.0), *terms.get(c, [])]
-        out.append(SentenceScore(source, doc_id, index, s.start, s.end, s.line, s.col, s.text, scores, flagged, terms,
-                                 review, suppressed, forced, lang, unsupported))  # fmt: skip
+            s = dataclasses.replace(s, terms=terms)
+        out.append(s)
     return out
 
 
@@ -304,6 +359,11 @@ def score_pieces(
     task: list[Piece], model: Model, rules: Rules, with_terms: bool
 ) -> list[tuple[int, list[SentenceScore]]]:
     """Split, score and decide pieces; sentence indexes count from 0 in each piece."""
+    return [(doc, _with_terms(j.sentences(), model, with_terms)) for doc, j in _judge_pieces(task, model, rules)]
+
+
+def _judge_pieces(task: list[Piece], model: Model, rules: Rules) -> list[tuple[int, Judged]]:
+    """`score_pieces`, each piece's sentences kept as a `Judged`."""
     items: list[Item] = []
     ends = []
     for p in task:
@@ -312,8 +372,8 @@ def score_pieces(
             items.append((p.source, p.doc_id, index, Sentence(s.start + p.offset, s.end + p.offset,
                                                                s.line + p.line - 1, col, s.text), p.lang))  # fmt: skip
         ends.append(len(items))
-    scored = _decide(items, model, rules, with_terms) if items else []
-    return [(p.doc, scored[start:end]) for p, start, end in zip(task, [0, *ends[:-1]], ends, strict=True)]
+    judged = _judge(items, model, rules) if items else Judged([], tuple(rules.flag), [], [], {})
+    return [(p.doc, judged.part(start, end)) for p, start, end in zip(task, [0, *ends[:-1]], ends, strict=True)]
 
 
 def _tasks(parts: Iterator[Piece], size: int) -> Iterator[list[Piece]]:
@@ -344,11 +404,23 @@ def _parallel(
 
 
 def render_batches(
-    documents: Iterable[Document], model: Model, rules: Rules, render: Callable, *, jobs: int, size: int = PIECE_CHARS
+    documents: Iterable[Document],
+    model: Model,
+    rules: Rules,
+    render: Callable,
+    *,
+    jobs: int = 1,
+    batch_size: int = BATCH_SENTENCES,
+    size: int = PIECE_CHARS,
 ) -> Iterator[list[tuple[Any, int]]]:
-    """Like `score_batches` with `jobs` workers, but the workers also render the output: `render(doc, scores)` (a
-    picklable callable, such as `output.LineRenderer`) turns a piece's scores into what is written. Yields, per
-    batch of pieces, what `render` returned and the index in its document of the piece's first sentence."""
+    """Like `score_batches`, but each batch is rendered where it is scored (in the workers, with `jobs` other than
+    1): `render(doc, judged)` (a picklable callable, such as `output.LineRenderer`) turns a `Judged` batch or piece
+    into what is written. Yields lists of what `render` returned, each with the number to add to the indexes of its
+    sentences to make them their documents' own (0 when they already are)."""
+    if jobs == 1:
+        for batch in _batches(documents, rules, batch_size):
+            yield [(render(0, _judge(batch, model, rules)), 0)]
+        return
     numbering = _Numbering()
     for result in _run_workers(documents, model, rules, False, jobs, render, size):
         yield numbering.place(result)
@@ -459,10 +531,13 @@ def _worker_score(path: str, task: list[Piece], rules: Rules, with_terms: bool, 
     model = _WORKER_MODELS.get(path)
     if model is None:
         model = _WORKER_MODELS[path] = load_model(Path(path))
-    scored = score_pieces(task, model, rules, with_terms)
+    if render is None:
+        scored = score_pieces(task, model, rules, with_terms)
+    else:
+        scored = [render(doc, judged) for doc, judged in _judge_pieces(task, model, rules)]
     if next(_WORKER_TASKS) % 16 == 0:
         trim_heap()
-    return scored if render is None else [render(doc, scores) for doc, scores in scored]
+    return scored
 
 
 def score_text(text: str, model: Model, rules: Rules, source: str = "<text>") -> list[SentenceScore]:

@@ -1,15 +1,17 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 from collections import Counter
 
-from hypothesis import example, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from moderation.output import RECORD_KEYS, LineRenderer, json_line, make_writer, printable, record
-from moderation.scoring import SentenceScore
+from moderation.scoring import Judged, SentenceScore
+from moderation.text import Sentence
 
 CATS = ("threat", "incitement", "hate", "harassment")
 
@@ -83,18 +85,41 @@ def test_a_json_line_is_what_the_json_module_would_write(text, source, doc_id, l
     assert json_line(s) == json.dumps(record(s), ensure_ascii=False)
 
 
-@settings(max_examples=100, deadline=None)
-@given(text=st.text(), index=st.integers(0, 10**6), doc_id=st.none() | st.text(), flagged=st.booleans())
-@example(text="100% sure, %d %s %%", index=7, doc_id="50%", flagged=True)  # the template's own conversion marks
-def test_lines_rendered_in_a_worker_are_the_writers_own(text: str, index: int, doc_id, flagged: bool) -> None:
-    s = SentenceScore("a,b.txt", doc_id, index, 0, len(text), 1, 1, text, {c: 0.5 for c in CATS},
-                      ("hate",) if flagged else ())  # fmt: skip
+_TEXT = st.text() | st.sampled_from(["100% sure, %d %s %%", 'a "quoted", line\r\nbreak'])
+
+
+@st.composite
+def judged_batches(draw) -> Judged:
+    """A scored batch as `_judge` makes it: some sentences with an outcome, most without; categories in any order."""
+    categories = tuple(draw(st.permutations(CATS)))
+    n = draw(st.integers(0, 6))
+    items, scores, langs, outcomes = [], [], [], {}
+    for i in range(n):
+        text = draw(_TEXT)
+        start = draw(st.integers(0, 10**6))
+        sentence = Sentence(start, start + len(text), draw(st.integers(1, 99)), draw(st.integers(1, 99)), text)
+        items.append((draw(st.sampled_from(["a,b.txt", "50%.txt", "-"])), draw(st.none() | _TEXT), i, sentence, None))
+        scores.append([round(draw(st.floats(0, 1)), 4) for _ in categories])
+        langs.append((draw(st.none() | st.sampled_from(["en", "de", "%s"])), draw(st.booleans())))
+        if draw(st.booleans()):
+            flagged = tuple(draw(st.lists(st.sampled_from(categories), unique=True)))
+            review = tuple(c for c in categories if c not in flagged)[: draw(st.integers(0, 2))]
+            suppressed = draw(st.dictionaries(st.sampled_from(categories), _TEXT, max_size=2))
+            outcomes[i] = (flagged, review, suppressed, {}, langs[-1][1])
+    return Judged(items, categories, scores, langs, outcomes)
+
+
+@settings(max_examples=150, deadline=None)
+@given(judged=judged_batches(), base=st.integers(0, 10**6), only_flagged=st.booleans())
+def test_rendered_lines_are_the_writers_own(judged: Judged, base: int, only_flagged: bool) -> None:
+    sentences = [dataclasses.replace(s, index=s.index + base) for s in judged.sentences()]
+    shown = [s for s in sentences if s.flagged or not only_flagged]
     for fmt in LineRenderer.formats:
-        direct = render(fmt, [s, s])
-        rendered = LineRenderer(fmt, CATS, only_flagged=False)(0, [s, s])
+        rendered = LineRenderer(fmt, CATS, only_flagged)(0, judged)
         out = io.StringIO()
         writer = make_writer(fmt, out, CATS)
-        writer.write_rendered(rendered, base=index - s.index)  # the piece's first sentence is sentence `index`
+        writer.write_rendered(rendered, base)
         writer.close()
-        assert out.getvalue() == direct
-        assert writer.flags == Counter({"hate": 2} if flagged else {})
+        assert out.getvalue() == render(fmt, shown)
+        assert writer.flags == Counter(c for s in shown for c in s.flagged)
+        assert writer.sentences == len(shown) and rendered.count == len(judged)
