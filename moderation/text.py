@@ -360,6 +360,15 @@ _IS_SEPARATOR[[ord(c) for c in " .-_*"]] = True
 # Letters that English rarely doubles are folded to one ("kiill"); any letter run of three or more to two.
 _LONG_RUN = re.compile(r"([a-z])\1{2,}")
 _SPACES = re.compile(r"[^\S\n]{2,}|[^\S \n]")  # only white space other than one plain space needs replacing
+#: Every character `str.isspace` accepts (what \s matches), other than " " and "\n".
+WHITE_SPACE = (
+    "\t\x0b\x0c\r\x1c\x1d\x1e\x1f\x85\xa0\u1680"
+    + "".join(map(chr, range(0x2000, 0x200B)))
+    + "\u2028\u2029\u202f\u205f\u3000"
+)
+# Those still there after NFKC and _CLEAN (which make the others plain spaces): only they, or two spaces in a row,
+# give _SPACES anything to do, and a few substring tests are far cheaper than running it.
+_ODD_SPACES = tuple(c for c in WHITE_SPACE if unicodedata.normalize("NFKC", c).casefold().translate(_CLEAN) != " ")
 _LINE_EDGES = re.compile(r" ?\n ?")
 _LIST_MARKERS = re.compile(r"^(?:(?:[-*+•‣◦▪>]|\d{1,3}[.)]|#{1,6})(?: |$))+", re.MULTILINE)
 _HOMOGLYPH = re.compile(r"[аеорсухіјѕкмнтвԁһӏɡαειορτυνκηχ]")
@@ -367,7 +376,8 @@ _NUMBER_WITH_UNIT = re.compile(r"\d+[a-z]{1,3}")
 # "@user", the form public data sets anonymise mentions to, or a run of them as replies start: one "@user". Other
 # handles are left to the leet step, since "@" also stands for "a" at the start of a word ("@rabs", "@nthrax").
 MENTION = "@user"
-_MENTIONS = re.compile(r"(?<![\w@$!|])@user(?![\w@$!|])(?: +@user(?![\w@$!|]))*")
+# The "@" comes first, its look-behind after it: the engine then jumps from "@" to "@" instead of trying every place.
+_MENTIONS = re.compile(r"@(?<![\w@$!|]@)user(?![\w@$!|])(?: +@user(?![\w@$!|]))*")
 
 
 def normalize(text: str) -> str:
@@ -393,7 +403,7 @@ def normalize_many(texts: Iterable[str]) -> list[str]:
         text = text.translate(_CLEAN)
     if not text.isascii():
         text = _strip_accents(text)
-    if "  " in text or not text.isascii():
+    if "  " in text or (not text.isascii() and any(c in text for c in _ODD_SPACES)):
         text = _SPACES.sub(" ", text)
     if " \n" in text or "\n " in text:
         text = _LINE_EDGES.sub("\n", text)
@@ -425,11 +435,28 @@ def _fold_evasions(text: str) -> str:
     # "k i l l": a letter, a separator, a letter, a separator, a letter; _SPACED then checks the edges.
     separator = _IS_SEPARATOR[np.minimum(codes, 127)]
     spaced = letter[:-4] & separator[1:-3] & letter[2:-2] & separator[3:-1] & letter[4:]
-    if not spaced.any():
+    starts = np.flatnonzero(spaced)
+    if not len(starts):
         return text
+    # Every match starts at a candidate: trying the regular expression there only is much cheaper than a scan.
     # Joining "k i l l" can make new runs or leet words ("a.a.a" -> "aaa"); fold the shorter text again.
-    joined = _SPACED.sub(_join_letters, text)
+    joined = _join_spaced(text, starts.tolist())
     return text if joined == text else _fold_evasions(joined)
+
+
+def _join_spaced(text: str, starts: list[int]) -> str:
+    out, done = [], 0
+    for start in starts:
+        if start < done:
+            continue
+        m = _SPACED.match(text, start)
+        if m is not None:
+            out += (text[done:start], m.group().translate(_SEPARATORS))
+            done = m.end()
+    if not out:
+        return text
+    out.append(text[done:])
+    return "".join(out)
 
 
 def _letters(text: str) -> tuple[np.ndarray, np.ndarray]:
@@ -498,7 +525,3 @@ def _unleet(word: str) -> str:
     if _NUMBER_WITH_UNIT.fullmatch(core) or (sum(c.isalpha() for c in core) < 2 and core[:1] not in "@$"):
         return word
     return core.translate(_LEET) + word[len(core) :]
-
-
-def _join_letters(m: re.Match[str]) -> str:
-    return m.group().translate(_SEPARATORS)

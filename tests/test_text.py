@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import string
+import sys
 
 import pytest
 from hypothesis import given, settings
@@ -181,3 +182,10 @@ def test_a_batch_is_normalised_as_each_text_alone(texts: list[str]) -> None:
 def test_each_folding_step_applies_where_it_is_needed(raw: str, expected: str) -> None:
     assert normalize(raw) == expected
     assert normalize_many(["plain text", raw, "more plain text"])[1] == expected
+
+
+def test_white_space_lists_every_space_character() -> None:
+    # The cheap test for whether white space needs folding relies on this list being complete.
+    from moderation.text import WHITE_SPACE
+
+    assert set(WHITE_SPACE) == {c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace()} - {" ", "\n"}
