@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -79,14 +80,22 @@ KINDS = {
 }  # fmt: skip
 
 
-@pytest.mark.parametrize("name", ["train.jsonl", "test.jsonl", "veiled.jsonl"])
+@pytest.mark.parametrize("name", ["train.jsonl", "test.jsonl", "veiled.jsonl", "functional.jsonl"])
 def test_each_shipped_file_is_well_formed(name: str) -> None:
     from moderation.text import normalize_many
 
     examples = list(iter_examples(SHIPPED / name, CATS))
     assert len(examples) > 500
-    for e in examples:
-        assert e.tag in ({"plain", "evasion"} if e.labels else KINDS), (e.text, e.labels, e.tag)
+    if name == "functional.jsonl":
+        # Tagged by functionality instead: each one tests one behaviour, all violations or none, 20 cases or more.
+        by_tag = {}
+        for e in examples:
+            by_tag.setdefault(e.tag, set()).add(bool(e.labels))
+        assert all(len(kinds) == 1 for kinds in by_tag.values()), by_tag
+        assert min(Counter(e.tag for e in examples).values()) >= 20
+    else:
+        for e in examples:
+            assert e.tag in ({"plain", "evasion"} if e.labels else KINDS), (e.text, e.labels, e.tag)
     normalised = normalize_many([e.text for e in examples])
     assert len(set(normalised)) == len(normalised)  # no two sentences the same once normalised
 
@@ -95,5 +104,5 @@ def test_the_test_split_shares_no_sentence_with_training() -> None:
     from moderation.text import normalize_many
 
     train = set(normalize_many([e.text for e in iter_examples(SHIPPED / "train.jsonl", CATS)]))
-    for other in ("test.jsonl", "veiled.jsonl"):
+    for other in ("test.jsonl", "veiled.jsonl", "functional.jsonl"):
         assert not train & set(normalize_many([e.text for e in iter_examples(SHIPPED / other, CATS)]))
