@@ -289,9 +289,10 @@ class LineRenderer:
 
     def _json(self, judged: Judged, shown: Iterable[int]) -> list[str]:
         # Every string put into a line has its "%" doubled: the line is itself a template, with a "%d" for the index.
-        scores = ", ".join(f"{_doubled(_string(c))}: %r" for c in judged.categories)
+        # The category names are part of the template that makes the line, so theirs are doubled twice.
+        keys = ", ".join(f"{_doubled(_doubled(_string(c)))}: %r" for c in judged.categories)
         line = (
-            '%s%%d, "start": %d, "end": %d, "line": %d, "col": %d, "text": %s, "scores": {' + scores + "}, "
+            '%s%%d, "start": %d, "end": %d, "line": %d, "col": %d, "text": %s, "scores": {' + keys + "}, "
             '"flagged": [%s], "review": [%s], "suppressed": {%s}, "lang": %s}' + ("\n" if self.fmt == "jsonl" else "")
         )
         heads: dict[tuple[str, str | None], str] = {}
@@ -305,7 +306,7 @@ class LineRenderer:
                 head = heads[source, doc_id] = _doubled(
                     f'{{"source": {_string(source)}, "doc_id": {_nullable(doc_id)}, "index": '
                 )
-            found = outcomes.get(i)
+            found = outcomes.get(i)  # most sentences have no outcome: nothing to join
             if found is None:
                 flagged = review = suppressed = ""
             else:

@@ -174,10 +174,20 @@ class Judged:
     def sentences(self) -> list[SentenceScore]:
         return [self.sentence(i) for i in range(len(self.items))]
 
-    def part(self, start: int, end: int) -> Judged:
-        """Sentences `start` to `end` (exclusive), positions counted from `start`."""
-        outcomes = {i - start: o for i, o in self.outcomes.items() if start <= i < end}
-        return Judged(self.items[start:end], self.categories, self.scores[start:end], self.langs[start:end], outcomes)
+    def split(self, ends: list[int]) -> list[Judged]:
+        """The batch cut before each position in `ends` (increasing; the last is its length), positions in each part
+        counted from its start. One pass over the outcomes, however many parts."""
+        parts, start, k = [], 0, 0
+        decided = sorted(self.outcomes.items())
+        for end in ends:
+            outcomes = {}
+            while k < len(decided) and decided[k][0] < end:
+                outcomes[decided[k][0] - start] = decided[k][1]
+                k += 1
+            items, scores, langs = self.items[start:end], self.scores[start:end], self.langs[start:end]
+            parts.append(Judged(items, self.categories, scores, langs, outcomes))
+            start = end
+        return parts
 
 
 def _judge(batch: list[Item], model: Model, rules: Rules) -> Judged:
@@ -201,7 +211,9 @@ def _judge(batch: list[Item], model: Model, rules: Rules) -> Judged:
     for i in decide:
         raw = dict(zip(cats, picked[i].tolist(), strict=True))  # decisions on the raw scores
         outcomes[i] = rules.outcome(texts[i], raw, langs[i][1])
-    return Judged(batch, cats, np.round(picked, 4).tolist(), langs, outcomes)
+    # Python's round, not numpy's: numpy scales by 10**4 first and can round a value near a half-way point the other
+    # way.
+    return Judged(batch, cats, [[round(v, 4) for v in row] for row in picked.tolist()], langs, outcomes)
 
 
 def _decide(batch: list[Item], model: Model, rules: Rules, with_terms: bool) -> list[SentenceScore]:
@@ -373,7 +385,7 @@ def _judge_pieces(task: list[Piece], model: Model, rules: Rules) -> list[tuple[i
                                                                s.line + p.line - 1, col, s.text), p.lang))  # fmt: skip
         ends.append(len(items))
     judged = _judge(items, model, rules) if items else Judged([], tuple(rules.flag), [], [], {})
-    return [(p.doc, judged.part(start, end)) for p, start, end in zip(task, [0, *ends[:-1]], ends, strict=True)]
+    return [(p.doc, part) for p, part in zip(task, judged.split(ends), strict=True)]
 
 
 def _tasks(parts: Iterator[Piece], size: int) -> Iterator[list[Piece]]:

@@ -445,6 +445,8 @@ def _fold_evasions(text: str) -> str:
 
 
 def _join_spaced(text: str, starts: list[int]) -> str:
+    """`_SPACED.sub(joined letters, text)`, trying only at `starts` (increasing): every match begins with a letter,
+    a separator, a letter, a separator and a letter, which is what the caller's array test finds."""
     out, done = [], 0
     for start in starts:
         if start < done:

@@ -152,6 +152,34 @@ def test_jobs_give_the_same_output_in_the_same_order(models_dir: Path, tmp_path:
     assert invoke("score", str(path), "--model", str(models_dir), "--jobs", "0").exit_code == 2
 
 
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "json"])
+def test_rendered_lines_are_what_the_writers_make_of_each_score(models_dir: Path, tmp_path: Path, fmt: str) -> None:
+    # The CLI renders a batch's lines from its columns; the library's SentenceScores, written one at a time by the
+    # same writer, must give the same bytes (flagged, review band and unflagged sentences; "%" and quotes).
+    import io
+
+    from moderation.inputs import read_documents
+    from moderation.model import load_model
+    from moderation.output import make_writer
+    from moderation.policy import load_policy
+    from moderation.registry import resolve
+    from moderation.scoring import Rules, score_documents
+
+    path = tmp_path / "100% mixed.txt"
+    path.write_text(
+        'I will kill you tonight. See you at 5, "boss". 100% sure, %d %s.\n\nKill the process. You idiot.\n' * 40
+    )
+    out = invoke("score", str(path), "--model", str(models_dir), "-f", fmt)
+    model = load_model(resolve(models_dir))
+    policy = load_policy()
+    written = io.StringIO()
+    writer = make_writer(fmt, written, policy.ids)
+    for s in score_documents(read_documents([str(path)]), model, Rules.of(policy, model)):
+        writer.write(s)
+    writer.close()
+    assert out.stdout_bytes.decode() == written.getvalue() and writer.flags and out.exit_code == 1
+
+
 @pytest.mark.parametrize("jobs", ["1", "2"])
 def test_an_input_that_fails_later_keeps_what_was_scored_before(models_dir: Path, tmp_path: Path, jobs) -> None:
     good = tmp_path / "good.txt"

@@ -14,6 +14,7 @@ from moderation.scoring import Judged, SentenceScore
 from moderation.text import Sentence
 
 CATS = ("threat", "incitement", "hate", "harassment")
+PERCENT_CATS = ("a%sb", "100%", "%d", "x")
 
 
 def sample(text: str = "I will kill you", flagged: tuple[str, ...] = ("threat",), doc_id: str | None = None):
@@ -21,9 +22,9 @@ def sample(text: str = "I will kill you", flagged: tuple[str, ...] = ("threat",)
     return SentenceScore("in.txt", doc_id, 0, 0, len(text), 1, 1, text, scores, flagged)
 
 
-def render(fmt: str, items: list[SentenceScore]) -> str:
+def render(fmt: str, items: list[SentenceScore], categories: tuple[str, ...] = CATS) -> str:
     out = io.StringIO()
-    writer = make_writer(fmt, out, CATS)
+    writer = make_writer(fmt, out, categories)
     for s in items:
         writer.write(s)
     writer.close()
@@ -91,7 +92,8 @@ _TEXT = st.text() | st.sampled_from(["100% sure, %d %s %%", 'a "quoted", line\r\
 @st.composite
 def judged_batches(draw) -> Judged:
     """A scored batch as `_judge` makes it: some sentences with an outcome, most without; categories in any order."""
-    categories = tuple(draw(st.permutations(CATS)))
+    # A policy's own category order, or the model's; names with "%" in them too (the template holds them).
+    categories = tuple(draw(st.permutations(draw(st.sampled_from([CATS, PERCENT_CATS])))))
     n = draw(st.integers(0, 6))
     items, scores, langs, outcomes = [], [], [], {}
     for i in range(n):
@@ -114,12 +116,21 @@ def judged_batches(draw) -> Judged:
 def test_rendered_lines_are_the_writers_own(judged: Judged, base: int, only_flagged: bool) -> None:
     sentences = [dataclasses.replace(s, index=s.index + base) for s in judged.sentences()]
     shown = [s for s in sentences if s.flagged or not only_flagged]
+    names = tuple(sorted(judged.categories))
     for fmt in LineRenderer.formats:
-        rendered = LineRenderer(fmt, CATS, only_flagged)(0, judged)
+        rendered = LineRenderer(fmt, names, only_flagged)(0, judged)
         out = io.StringIO()
-        writer = make_writer(fmt, out, CATS)
+        writer = make_writer(fmt, out, names)
         writer.write_rendered(rendered, base)
         writer.close()
-        assert out.getvalue() == render(fmt, shown)
+        assert out.getvalue() == render(fmt, shown, names)
         assert writer.flags == Counter(c for s in shown for c in s.flagged)
         assert writer.sentences == len(shown) and rendered.count == len(judged)
+
+
+@given(judged=judged_batches(), cuts=st.lists(st.integers(0, 6), max_size=4))
+def test_a_split_batch_is_the_batch(judged: Judged, cuts: list[int]) -> None:
+    ends = sorted({min(c, len(judged)) for c in cuts} | {len(judged)})
+    parts = judged.split(ends)
+    assert [len(p) for p in parts] == [b - a for a, b in zip([0, *ends[:-1]], ends, strict=True)]
+    assert [s for p in parts for s in p.sentences()] == judged.sentences()

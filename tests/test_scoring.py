@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import pickle
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -12,13 +14,14 @@ from typer.testing import CliRunner
 
 from moderation.cli import app
 from moderation.inputs import Document
-from moderation.language import LanguageGuard, detect
+from moderation.language import UNSURE, LanguageGuard, detect
 from moderation.policy import parse_policy
 from moderation.review import ReviewStore, audit_pick, wilson
 from moderation.scoring import (
     Piece,
     Rules,
     SentenceScore,
+    _judge,
     _Numbering,
     _tasks,
     pieces,
@@ -245,3 +248,14 @@ def test_a_long_run_of_blank_space_is_cut_not_carried(shipped_rules) -> None:
     parts = list(pieces([Document("s.txt", None, iter(chunks))], rules, size=65536))
     assert max(len(p.text) for p in parts) <= 9 * 65536
     assert "".join(p.text for p in parts) == "".join(chunks)
+
+
+def test_scores_are_rounded_as_python_rounds(rules: Rules) -> None:
+    class Fixed:
+        categories = ("threat", "harassment")
+
+        def predict_proba(self, texts: list[str]):
+            return np.full((len(texts), 2), 0.00025)  # just above half-way; numpy's round gives 0.0002
+
+    item = ("s.txt", None, 0, Sentence(0, 5, 1, 1, "hello"), UNSURE)
+    assert _judge([item], Fixed(), dataclasses.replace(rules, guard=None)).scores == [[0.0003, 0.0003]]
