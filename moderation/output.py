@@ -324,15 +324,12 @@ class LineRenderer:
         rows = []
         for i in shown:
             source, doc_id, _, s, _ = judged.items[i]
-            flagged, review, suppressed, _, _ = judged.outcome(i)
             scores = judged.scores[i]
-            suppressed_text = ";".join(f"{c}={phrase}" for c, phrase in suppressed.items())
-            fields = [source, "" if doc_id is None else doc_id, s.text, ";".join(flagged), ";".join(review),
-                      suppressed_text, judged.langs[i][0] or ""]  # fmt: skip
-            source, doc_id, text, flagged, review, suppressed_text, lang = map(_doubled, fields)
-            # "%d" for the index: the csv module leaves it unquoted, so it is still a conversion afterwards.
-            rows.append([source, doc_id, "%d", s.start, s.end, s.line, s.col, text, *(scores[k] for k in order),
-                         flagged, review, suppressed_text, lang])  # fmt: skip
+            row = _csv_fields(source, doc_id, 0, s, [scores[k] for k in order], judged.outcome(i)[:3],
+                              judged.langs[i][0])  # fmt: skip
+            row = [_doubled(f) if isinstance(f, str) else f for f in row]
+            row[2] = "%d"  # the index: the csv module leaves it unquoted, so it is still a conversion afterwards
+            rows.append(row)
         out = io.StringIO()
         csv.writer(out).writerows(rows)
         return out.getvalue()
@@ -352,10 +349,17 @@ def _doubled(text: str) -> str:
 
 def csv_row(s: SentenceScore, categories: tuple[str, ...]) -> list:
     """One sentence's CSV fields, in the order of `CsvWriter`'s header."""
-    suppressed = ";".join(f"{c}={phrase}" for c, phrase in s.suppressed.items())
-    fixed = [s.source, "" if s.doc_id is None else s.doc_id, s.index, s.start, s.end, s.line, s.col, s.text]
     scores = [s.scores[c] for c in categories]
-    return [*fixed, *scores, ";".join(s.flagged), ";".join(s.review), suppressed, s.lang or ""]
+    return _csv_fields(s.source, s.doc_id, s.index, s, scores, (s.flagged, s.review, s.suppressed), s.lang)
+
+
+def _csv_fields(source: str, doc_id: str | None, index, at, scores: list, outcome: tuple, lang: str | None) -> list:
+    """The CSV row of a sentence: `at` has its start, end, line, col and text; `outcome` is (flagged, review,
+    suppressed)."""
+    flagged, review, suppressed = outcome
+    suppressed_text = ";".join(f"{c}={phrase}" for c, phrase in suppressed.items())
+    fixed = [source, "" if doc_id is None else doc_id, index, at.start, at.end, at.line, at.col, at.text]
+    return [*fixed, *scores, ";".join(flagged), ";".join(review), suppressed_text, lang or ""]
 
 
 def make_writer(fmt: str, stream: TextIO, categories: tuple[str, ...]) -> Writer:
