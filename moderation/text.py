@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .wordbreak import break_words
+
 #: A sentence longer than this is cut on white space (or hard, if it has none) so one pathological line cannot
 #: make a single model input of unbounded size.
 MAX_SENTENCE_CHARS = 1000
@@ -410,6 +412,7 @@ def normalize_many(texts: Iterable[str]) -> list[str]:
     text = text.strip(" ")
     text = _LIST_MARKERS.sub("", text)  # "- item": layout, not content
     text = _fold_evasions(text)  # keeps "@user" itself rather than the leet word "auser"
+    text = break_words(text)  # after the evasions: "k1llalljews" is "killalljews" by then
     if MENTION in text:
         # Once look-alike letters are folded ("@usеr" with a Cyrillic е is "@user" by then): a reply to ten people
         # is no more hostile than a reply to one, and each repeat of an n-gram would otherwise add to the score.

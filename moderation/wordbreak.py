@@ -1,0 +1,158 @@
+"""Words run together ("killalljews", "#buildthewall") broken back into the words the model knows.
+
+An evasion that drops the spaces leaves the model one unknown token whose character n-grams carry little of its
+meaning. Breaking it needs a general English lexicon, not the training vocabulary: with a small vocabulary,
+"therapist" would become "the rapist". The lexicon is wordsegment's unigram counts (333,000 words from a corpus of a
+trillion words of web text); the best split is the most probable sequence of words (Viterbi over unigram
+probabilities, as in Norvig's "Natural Language Corpus Data").
+
+A token is broken only when it is not itself a word of the lexicon and every piece is a plausible word: not a
+suffix or prefix on its own ("tweet ing"), not a stray letter ("g rapist"). Typos and names that still split
+("mana fort") turn into harmless words; what matters is that no harmless word turns into a harmful phrase, and a
+known word is never split.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+import re
+
+from wordsegment import Segmenter
+
+#: Tokens shorter than this are left alone: few run-together phrases are shorter, and many short tokens are names.
+MIN_CHARS = 7
+#: Longer tokens are left alone: splitting one costs about ten microseconds a letter, and nobody reads such a token.
+MAX_CHARS = 32
+#: A piece shorter than RARE_PIECE_CHARS must be a word seen at least this often in the lexicon's corpus (about the
+#: 100,000 commonest words); longer pieces may be rarer ("subhuman", "lowlifes").
+MIN_PIECE_COUNT = 100_000
+RARE_PIECE_CHARS = 8
+#: No piece is longer than this (the lexicon's longest words are 24 letters).
+MAX_PIECE = 24
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+# Candidates: runs of ASCII letters standing alone as a word (text is case-folded and evasions folded by then, so a
+# symbol left beside letters is punctuation). "#" may precede: hashtags are the commonest run-together text. A dot
+# between letters makes the token part of an address ("www.killthebill.org", "bob@user.org"): left whole.
+_CANDIDATE = re.compile(rf"(?<![\w@])(?<!\w\.)[a-z]{{{MIN_CHARS},{MAX_CHARS}}}(?!\w|\.\w)")
+# Short pieces that are words of their own; other one- and two-letter pieces are what is left of a bad split.
+_SHORT_WORDS = _words("a i u an in on of to is be me my we us he it at as or no so up do go im ur ya ok oh by if am hi")
+# Suffixes and prefixes the web counts hold as words; as a piece, they mean a word was cut ("kar dash ian").
+_AFFIXES = _words(
+    """ing ings er ers ed es ian ians ous ism isms ity ics ary ly ic al el un re de dis pre ation ations ating ment
+    ments ness able ful less ist ists ize ise ised ized izing ising ive ives ence ance ship hood tion tions sion ish
+    ies ier iest est"""
+)
+_FUNCTION_WORDS = _words(
+    """a an the this that these those all any some every no not my your his her its our their me you him them us it
+    i we he she they im youre ur u is are was were be been am do does did will would should shall can could must may
+    might have has had to of in on at for with from by off out up down and or but if so as than then there here
+    what who how when where why go get got like just more most never ever too very dont cant wont shouldnt isnt
+    arent"""
+)
+_SEPARATORS = " .-_*"  # what may stand between spaced letters ("k.i.l.l"), as text.py joins them
+# Each result is cached: the same unknown tokens come back again and again in a stream (names, hashtags).
+_CACHE_SIZE = 1 << 16
+
+
+@functools.cache
+def _lexicon() -> dict[str, str]:
+    """Word -> its count (as text: most lookups only test membership, and the file is read in 0.1 s this way)."""
+    with open(Segmenter.UNIGRAMS_FILENAME, encoding="ascii") as f:
+        fields = iter(f.read().split())
+    return dict(zip(fields, fields, strict=False))
+
+
+def break_words(text: str) -> str:
+    """`text` with each run-together token replaced by its words, separated by spaces."""
+    lexicon = None  # read on the first candidate: a short message never needs it
+    out, done = [], 0
+    for match in _CANDIDATE.finditer(text):
+        token = match.group()
+        lexicon = lexicon or _lexicon()
+        if token in lexicon:  # nearly every candidate: a word of seven letters or more
+            continue
+        words = split_token(token)
+        if words != token and not _joins_spaced_letters(text, match.start(), match.end(), words):
+            out += (text[done : match.start()], words)
+            done = match.end()
+    if not out:
+        return text
+    out.append(text[done:])
+    return "".join(out)
+
+
+def _joins_spaced_letters(text: str, start: int, end: int, words: str) -> bool:
+    """Whether a one-letter word at an edge of `words` would stand beside a lone letter of the text ("x y" before
+    "ufool" -> "x y u fool"): normalisation would then join "x y u" as spaced letters, and be no longer idempotent."""
+    before = words[1] == " " and start >= 2 and text[start - 1] in _SEPARATORS and _lone_letter(text, start - 2)
+    after = words[-2] == " " and end + 1 < len(text) and text[end] in _SEPARATORS and _lone_letter(text, end + 1)
+    return before or after
+
+
+def _lone_letter(text: str, i: int) -> bool:
+    def letter(j: int) -> bool:
+        return 0 <= j < len(text) and "a" <= text[j] <= "z"
+
+    return letter(i) and not letter(i - 1) and not letter(i + 1)
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def split_token(token: str) -> str:
+    """`token` broken into words ("kill all jews"), or `token` itself when it is a word or splits badly."""
+    lexicon = _lexicon()
+    if token in lexicon:
+        return token
+    pieces = _best_split(token, lexicon)
+    if len(pieces) < 2 or not all(_plausible(p, lexicon) for p in pieces):
+        return token
+    if len(pieces) == 2 and (min(map(len, pieces)) == 1 or not _FUNCTION_WORDS & set(pieces)):
+        # Two pieces need a function word ("killyou"): two content words are mostly a compound ("dashcam",
+        # "livestream") or a newer word the lexicon lacks ("unalive" is not "una live"), better left whole.
+        return token
+    if any(len(a) == 1 and len(b) == 1 for a, b in itertools.pairwise(pieces)):
+        return token  # "a i": spaced letters, which normalisation joins again (it would not be idempotent)
+    return " ".join(pieces)
+
+
+def _plausible(piece: str, lexicon: dict[str, str]) -> bool:
+    if len(piece) <= 2:
+        return piece in _SHORT_WORDS
+    return _piece_count(piece, lexicon) is not None and piece not in _AFFIXES
+
+
+def _piece_count(piece: str, lexicon: dict[str, str]) -> float | None:
+    """The count of `piece` as a piece of a split: a short word must be common to count ("kill all" rather than
+    "killall", a command's name; "fort nite" is no split at all)."""
+    count = lexicon.get(piece)
+    if count is None:
+        return None
+    value = float(count)
+    return value if value >= MIN_PIECE_COUNT or len(piece) >= RARE_PIECE_CHARS else None
+
+
+def _best_split(token: str, lexicon: dict[str, str]) -> list[str]:
+    """The most probable sequence of words that spells `token`; unknown pieces are improbable in their length."""
+    n = len(token)
+    best = [0.0] + [-math.inf] * n  # best[i]: log10 probability of the best split of token[:i]
+    back = [0] * (n + 1)
+    total = math.log10(Segmenter.TOTAL)
+    for end in range(1, n + 1):
+        for start in range(max(0, end - MAX_PIECE), end):
+            piece = token[start:end]
+            count = _piece_count(piece, lexicon)
+            # An unknown piece costs a factor of ten per letter (the penalty wordsegment uses).
+            score = best[start] + (math.log10(count) - total if count else 1 - total - len(piece))
+            if score > best[end]:
+                best[end], back[end] = score, start
+    pieces, end = [], n
+    while end:
+        pieces.append(token[back[end] : end])
+        end = back[end]
+    return pieces[::-1]

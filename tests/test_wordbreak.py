@@ -1,0 +1,72 @@
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from moderation.text import normalize
+from moderation.wordbreak import MAX_CHARS, MIN_CHARS, break_words, split_token
+
+
+@pytest.mark.parametrize(
+    ("token", "words"),
+    [
+        ("killalljews", "kill all jews"),  # not "killall jews": a rare word is no piece when common ones spell it
+        ("muslimsarerats", "muslims are rats"),
+        ("iwillkillyou", "i will kill you"),
+        ("killyou", "kill you"),  # two pieces, one of them a function word
+        ("buildthewall", "build the wall"),
+        ("immigrantsaresubhuman", "immigrants are subhuman"),  # a long piece may be a rarer word
+    ],
+)
+def test_run_together_phrases_are_broken(token: str, words: str) -> None:
+    assert split_token(token) == words
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "therapist",  # a word: never "the rapist"
+        "manslaughter",
+        "cocktails",
+        "scunthorpe",
+        "grapist",  # "g rapist": a stray letter means a bad split
+        "dashcam",  # two content words: a compound, left whole
+        "unalive",  # a word newer than the lexicon: not "una live"
+        "kardashian",  # "kar dash ian": an affix as a piece
+        "qzxqzxqzxq",  # no words at all
+    ],
+)
+def test_words_compounds_and_bad_splits_are_left_whole(token: str) -> None:
+    assert split_token(token) == token
+
+
+def test_only_standalone_tokens_of_bounded_length_are_candidates() -> None:
+    assert break_words("#buildthewall now") == "#build the wall now"  # a hashtag
+    assert break_words("muslimsarerats!") == "muslims are rats!"
+    assert break_words("@killthemall") == "@killthemall"  # a handle names an account
+    assert break_words("killthemall2") == "killthemall2"  # part of a longer token
+    assert break_words("see www.killthebill.org") == "see www.killthebill.org"  # part of an address
+    assert break_words("killyo") == "killyo"
+    assert len("killyou") >= MIN_CHARS and break_words("killyou") == "kill you"
+    long = "killthem" * (MAX_CHARS // 8 + 1)
+    assert len(long) > MAX_CHARS and break_words(long) == long
+
+
+def test_the_model_sees_evasions_and_run_together_words_as_words() -> None:
+    assert normalize("K1llAllJews") == "kill all jews"  # leet folded first, then broken
+    assert normalize("k i l l a l l j e w s") == "kill all jews"  # spaced letters joined, then broken
+    assert normalize("Refugees Should Die #sendthemback") == "refugees should die #send them back"
+
+
+def test_a_one_letter_word_is_not_left_beside_spaced_letters() -> None:
+    # "a.b.i will ..." would be joined to "abi" by the next normalisation: normalising twice must change nothing.
+    assert normalize("a.b.iwillkillyou") == "a.b.iwillkillyou"
+    assert normalize("gonnafindu b c") == "gonnafindu b c"
+    assert normalize("gonnafindu bc") == "gonna find u bc"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["kill", "all", "you", "i", "u", "a", "the", "x", "them", ".", " ", "-", "#"]),
+                max_size=12))  # fmt: skip
+def test_normalising_run_together_words_is_idempotent(parts: list[str]) -> None:
+    once = normalize("".join(parts))
+    assert normalize(once) == once
