@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import string
 import sys
 
@@ -7,7 +8,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from moderation.text import MAX_SENTENCE_CHARS, iter_sentences, normalize, normalize_many, split_sentences
+from moderation.text import (
+    _TERMINATOR,
+    MAX_SENTENCE_CHARS,
+    iter_sentences,
+    normalize,
+    normalize_many,
+    split_sentences,
+)
 
 
 def texts(doc: str) -> list[str]:
@@ -189,3 +197,12 @@ def test_white_space_lists_every_space_character() -> None:
     from moderation.text import WHITE_SPACE
 
     assert set(WHITE_SPACE) == {c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace()} - {" ", "\n"}
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("ab .!?…。\"')] \n")), max_size=30), st.integers(0, 5))
+def test_terminators_are_found_as_by_the_plain_look_behind_pattern(text: str, pos: int) -> None:
+    # _TERMINATOR puts its look-behind after the first character, for speed; it must match what the obvious form,
+    # "no terminator before, then a run of them", matches, also when the search starts inside the text.
+    plain = re.compile(r"(?<![.!?…。！？])[.!?…。！？]++[\"'”’»)\]]*+(?=\s|$)")
+    assert [m.span() for m in _TERMINATOR.finditer(text, pos)] == [m.span() for m in plain.finditer(text, pos)]
