@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .text import WORD_TOKEN, normalize_many
+from .text import WORD_TOKEN, mask_groups, model_input, normalize_many
 
 FORMAT = 2  # 1: L2-normalised TF-IDF (scored by scikit-learn since); 2: ScaledNgrams
 _MASK = (1 << 64) - 1
@@ -104,6 +104,7 @@ class CompiledModel:
     word_coef: np.ndarray  # (word features, categories)
     char_coef: np.ndarray
     intercept: np.ndarray
+    masks_groups: bool = False  # the model was trained on text with group names masked (text.model_input)
 
     def __post_init__(self) -> None:
         # Derived once per load: what scoring looks up. A token's rank is -1 if unknown, -2 for the batch separator.
@@ -137,8 +138,11 @@ class CompiledModel:
             features = dict(pipeline.named_steps["features"].transformer_list)
             word, char = features["word"], features["char"]
             estimators = pipeline.named_steps["classify"].estimators_
+            view = pipeline.named_steps["normalize"].func
         except (KeyError, AttributeError) as e:
             raise NotCompilable(f"unexpected pipeline: {e}") from None
+        if view not in (normalize_many, model_input):
+            raise NotCompilable(f"unknown normalisation {getattr(view, '__name__', view)!r}")
         from .features import ScaledNgrams  # scikit-learn: imported only to compile, never to score
 
         for v in (word, char):
@@ -182,6 +186,7 @@ class CompiledModel:
             word_coef=coef[:n_word],
             char_coef=coef[n_word:],
             intercept=intercept,
+            masks_groups=view is model_input,
         )
 
     # --- storage -------------------------------------------------------------------------------------------------
@@ -199,6 +204,7 @@ class CompiledModel:
             "word_coef": self.word_coef,
             "char_coef": self.char_coef,
             "intercept": self.intercept,
+            "masks_groups": np.array(self.masks_groups),
         }
         for n, (k, f) in enumerate(zip(self.char_keys, self.char_feature, strict=True)):
             arrays[f"char_keys_{n}"], arrays[f"char_feature_{n}"] = k, f
@@ -226,13 +232,16 @@ class CompiledModel:
                 word_coef=z["word_coef"],
                 char_coef=z["char_coef"],
                 intercept=z["intercept"],
+                # Absent from scorers saved before group names were masked: those models saw the names.
+                masks_groups="masks_groups" in z.files and bool(z["masks_groups"]),
             )
 
     # --- scoring -------------------------------------------------------------------------------------------------
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         """One probability per text and category, as the compiled pipeline would give."""
-        return self.predict_proba_normalized(normalize_many(texts))
+        docs = normalize_many(texts)
+        return self.predict_proba_normalized(mask_groups(docs) if self.masks_groups else docs)
 
     def predict_proba_normalized(self, docs: list[str]) -> np.ndarray:
         logits = np.tile(self.intercept, (len(docs), 1))

@@ -18,12 +18,14 @@ import numpy as np
 
 from .errors import ModelError
 from .policy import Policy
-from .text import normalize
+from .text import GROUP_TOKEN
 
 MODEL_FILE = "model.joblib"
 SCORER_FILE = "scorer.npz"
 CARD_FILE = "card.json"
 CARD_FORMAT = 1
+#: How explanations show a masked group name (text.GROUP_TOKEN).
+SHOWN_GROUP = "<group>"
 _PUNCTUATION = " !\"#%&'()*+,-./:;<=>?[\\]^_`{}~…“”‘’"
 
 
@@ -267,7 +269,7 @@ def explain(model: Model, text: str, top: int = 5) -> dict[str, list[tuple[str, 
     A contribution is coefficient times feature value. Character n-grams are credited to the words that contain
     them, so a reader sees "kill" rather than " kil" and "ill ".
     """
-    norm = normalize(text)
+    norm = model.pipeline.named_steps["normalize"].transform([text])[0]  # what this model saw: its own normalisation
     x = model.pipeline.named_steps["features"].transform([norm]).tocsr()
     names, n_word = model.feature_names
     words = list(dict.fromkeys(norm.split()))  # the char_wb analyser's words: white-space separated
@@ -278,13 +280,13 @@ def explain(model: Model, text: str, top: int = 5) -> dict[str, list[tuple[str, 
         for idx, value in zip(x.indices, x.data, strict=True):
             contribution = float(coef[idx] * value)
             if idx < n_word:
-                term = names[idx]
+                term = names[idx].replace(GROUP_TOKEN, SHOWN_GROUP)
                 totals[term] = totals.get(term, 0.0) + contribution
             else:
                 gram = names[idx]
                 owners = [w for w in words if gram in f" {w} "] or [gram]
                 for w in owners:
-                    term = w.strip(_PUNCTUATION) or w.strip()
+                    term = (w.strip(_PUNCTUATION) or w.strip()).replace(GROUP_TOKEN, SHOWN_GROUP)
                     totals[term] = totals.get(term, 0.0) + contribution / len(owners)
         ranked = sorted(totals.items(), key=lambda kv: -abs(kv[1]))
         out[cat] = [(term, round(v, 3)) for term, v in ranked[:top]]

@@ -399,6 +399,8 @@ def normalize_many(texts: Iterable[str]) -> list[str]:
     if isinstance(texts, str):
         raise TypeError("expected an iterable of texts, got a single string")
     texts = texts if isinstance(texts, list) else list(texts)
+    if not texts:
+        return []
     text = "\n".join(texts)
     if text.count("\n") > len(texts) - 1:  # some text has a line break of its own: a space, as every other
         text = "\n".join(t.replace("\n", " ") for t in texts)
@@ -532,3 +534,57 @@ def _unleet(word: str) -> str:
     if _NUMBER_WITH_UNIT.fullmatch(core) or (sum(c.isalpha() for c in core) < 2 and core[:1] not in "@$"):
         return word
     return core.translate(_LEET) + word[len(core) :]
+
+
+# --- what the model sees ----------------------------------------------------------------------------------------------
+
+#: What a group's name becomes in the model's input: one word, letters only (so explanations strip nothing from it),
+#: that shares no character n-gram with a common word ("_group_" would share "roup" with "group").
+GROUP_TOKEN = "xgrpx"
+# Nouns that name a group by a protected characteristic (religion, ethnicity or national origin, immigration status,
+# sexual orientation, sex). Words with common other senses ("black", "polish", "trans" as a prefix) are left out.
+_NAMES = """muslim muslims jew jews christian christians catholic catholics hindu hindus sikh sikhs buddhist buddhists
+    atheist atheists immigrant immigrants migrant migrants refugee refugees mexican mexicans arab arabs asian asians
+    african africans nigerian nigerians indian indians pakistani pakistanis somali somalis syrian syrians romanian
+    romanians chinese gays lesbian lesbians bisexual bisexuals asexual asexuals women men girls boys"""
+GROUP_NAMES = frozenset(_NAMES.split())
+
+
+def _alternation(words: Iterable[str]) -> str:
+    """A regular expression for `words`, factored by common prefixes: the engine then follows one branch per letter
+    instead of trying every word at every position (twice as fast as a plain alternation)."""
+    trie: dict = {}
+    for word in words:
+        node = trie
+        for ch in word:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def pattern(node: dict) -> str:
+        branches = [re.escape(ch) + pattern(child) for ch, child in sorted(node.items()) if ch]
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        return f"(?:{body})?" if "" in node else body
+
+    return pattern(trie)
+
+
+_GROUP_NAME = re.compile(rf"\b{_alternation(GROUP_NAMES)}\b")
+
+
+def mask_groups(normalized: list[str]) -> list[str]:
+    """Normalised texts with every group's name replaced by GROUP_TOKEN.
+
+    A model that sees "Christians" mostly in harmless sentences learns the name itself as a sign of no hate ("I hate
+    christians" went unflagged), and one that sees a name mostly in hateful ones flags "X deserve respect.". With the
+    names masked, the model judges what is said about a group, the same for every group.
+    """
+    if not normalized:
+        return []
+    return _GROUP_NAME.sub(GROUP_TOKEN, "\n".join(normalized)).split("\n")
+
+
+def model_input(texts: Iterable[str]) -> list[str]:
+    """What a model trained since 2026-12-06 sees of `texts`: normalised, group names masked (`mask_groups`)."""
+    return mask_groups(normalize_many(texts))

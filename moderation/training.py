@@ -1,5 +1,5 @@
-"""Training: the scikit-learn pipeline (normalisation, word and character n-grams, one logistic regression per
-category), cross-validation, and thresholds chosen on the held-out folds."""
+"""Training: the scikit-learn pipeline (normalisation with group names masked, word and character n-grams, one
+logistic regression per category), cross-validation, and thresholds chosen on the held-out folds."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from .errors import ModelError
 from .features import ScaledNgrams
 from .model import CARD_FORMAT, Model
 from .policy import Policy
-from .text import normalize_many
+from .text import model_input
 
 
 def build_pipeline(c: float = 8.0, seed: int = 0) -> Pipeline:
@@ -36,7 +36,7 @@ def build_pipeline(c: float = 8.0, seed: int = 0) -> Pipeline:
     classifier = LogisticRegression(C=c, solver="liblinear", max_iter=1000, random_state=seed)
     return Pipeline(
         [
-            ("normalize", FunctionTransformer(normalize_many)),
+            ("normalize", FunctionTransformer(model_input)),
             ("features", FeatureUnion([("word", words), ("char", chars)])),
             ("classify", OneVsRestClassifier(classifier)),
         ]

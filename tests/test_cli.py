@@ -148,7 +148,8 @@ def test_jobs_give_the_same_output_in_the_same_order(models_dir: Path, tmp_path:
     args = ("score", str(path), str(posts), "--model", str(models_dir), "-f", fmt, *extra)
     one, two = invoke(*args), invoke(*args, "--jobs", "2")
     assert one.exit_code == two.exit_code == 1
-    assert one.stdout == two.stdout and len(one.stdout.splitlines()) > 3000
+    # (--only-flagged: the 1,800 flagged posts of the 18,000 sentences; the small test model flags some others too)
+    assert one.stdout == two.stdout and len(one.stdout.splitlines()) >= (1800 if extra else 3000)
     assert invoke("score", str(path), "--model", str(models_dir), "--jobs", "0").exit_code == 2
 
 

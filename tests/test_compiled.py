@@ -11,11 +11,13 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sklearn.preprocessing import FunctionTransformer
 
-from moderation.compiled import CompiledModel, HashIndex
+from moderation.compiled import CompiledModel, HashIndex, NotCompilable
 from moderation.errors import ModelError
 from moderation.model import SCORER_FILE, load_model, sha256_file
 from moderation.registry import resolve
+from moderation.text import normalize_many
 from moderation.training import positive_proba
 
 from .conftest import SMALL_SET, copy_version
@@ -160,3 +162,38 @@ def test_a_scorer_of_an_older_format_is_left_to_the_pipeline(models_dir: Path, t
     model = load_model(copy)
     texts = [t for t, _ in SMALL_SET]
     assert np.allclose(model.predict_proba(texts), positive_proba(model.pipeline, texts), atol=1e-6)
+
+
+GROUP_TEXTS = ["immigrants are vermin and must go", "women are too stupid to vote", "I love Sikhs", "kill you"]
+
+
+def test_a_model_trained_since_group_names_were_masked_is_scored_with_them_masked(models) -> None:
+    _, pipeline = models
+    compiled = CompiledModel.from_pipeline(pipeline)
+    assert compiled.masks_groups
+    assert np.allclose(compiled.predict_proba(GROUP_TEXTS), positive_proba(pipeline, GROUP_TEXTS), atol=1e-6)
+
+
+def test_a_model_trained_on_unmasked_names_is_scored_as_it_was_trained(models, tmp_path: Path) -> None:
+    # Models trained before 2026-12-06 saw group names: their pickles name normalize_many, their scorers have no flag.
+    _, pipeline = models
+    old = copy.deepcopy(pipeline)
+    old.steps[0] = ("normalize", FunctionTransformer(normalize_many))
+    compiled = CompiledModel.from_pipeline(old)
+    assert not compiled.masks_groups
+    assert np.allclose(compiled.predict_proba(GROUP_TEXTS), positive_proba(old, GROUP_TEXTS), atol=1e-6)
+    compiled.save(tmp_path / "saved.npz")
+    with np.load(tmp_path / "saved.npz", allow_pickle=False) as z:
+        arrays = {name: z[name] for name in z.files if name != "masks_groups"}  # as scorers were saved before
+    with (tmp_path / "before.npz").open("wb") as f:
+        np.savez(f, **arrays)
+    assert CompiledModel.load(tmp_path / "before.npz").masks_groups is False
+    assert CompiledModel.load(tmp_path / "saved.npz").masks_groups is False
+
+
+def test_a_pipeline_with_another_normalisation_is_not_compiled(models) -> None:
+    _, pipeline = models
+    other = copy.deepcopy(pipeline)
+    other.steps[0] = ("normalize", FunctionTransformer(str.lower))
+    with pytest.raises(NotCompilable):
+        CompiledModel.from_pipeline(other)

@@ -8,9 +8,10 @@ import pytest
 
 from moderation.data import load_labelled
 from moderation.errors import ModelError
-from moderation.model import MODEL_FILE, explain, load_model, save_model
+from moderation.model import MODEL_FILE, SHOWN_GROUP, explain, load_model, save_model
 from moderation.policy import load_policy
 from moderation.registry import resolve
+from moderation.text import GROUP_TOKEN
 from moderation.training import choose_threshold, train
 
 from .conftest import copy_version
@@ -95,3 +96,10 @@ def test_explain_names_words_of_the_sentence(models_dir: Path) -> None:
     assert words and words <= {"i", "will", "kill", "you", "tonight", "i will", "will kill", "kill you", "you tonight"}
     weights = [abs(w) for _, w in terms["threat"]]
     assert weights == sorted(weights, reverse=True)
+
+
+def test_explain_shows_a_masked_group_name_as_group(models_dir: Path) -> None:
+    model = load_model(resolve(models_dir))
+    terms = explain(model, "muslims are parasites infesting our country", top=10)
+    shown = {t for t, _ in terms["hate"]}
+    assert SHOWN_GROUP in shown and GROUP_TOKEN not in " ".join(shown) and "muslims" not in shown

@@ -10,8 +10,10 @@ from hypothesis import strategies as st
 
 from moderation.text import (
     _TERMINATOR,
+    GROUP_TOKEN,
     MAX_SENTENCE_CHARS,
     iter_sentences,
+    model_input,
     normalize,
     normalize_many,
     split_sentences,
@@ -206,3 +208,23 @@ def test_terminators_are_found_as_by_the_plain_look_behind_pattern(text: str, po
     # "no terminator before, then a run of them", matches, also when the search starts inside the text.
     plain = re.compile(r"(?<![.!?…。！？])[.!?…。！？]++[\"'”’»)\]]*+(?=\s|$)")
     assert [m.span() for m in _TERMINATOR.finditer(text, pos)] == [m.span() for m in plain.finditer(text, pos)]
+
+
+def test_the_model_sees_every_group_name_as_one_token() -> None:
+    got = model_input(["I hate Christians.", "Muslims and JEWS are welcome", "women's football", "@user Sikh men"])
+    assert got == [
+        f"i hate {GROUP_TOKEN}.",
+        f"{GROUP_TOKEN} and {GROUP_TOKEN} are welcome",
+        f"{GROUP_TOKEN}'s football",
+        f"@user {GROUP_TOKEN} {GROUP_TOKEN}",
+    ]
+    # Whole words only, and evasions are folded first.
+    assert model_input(["menu, amend, womenswear, boysenberry"]) == ["menu, amend, womenswear, boysenberry"]
+    assert model_input(["muzl1ms", "mu5lims", "m u s l i m s out"]) == ["muzlims", GROUP_TOKEN, f"{GROUP_TOKEN} out"]
+    assert model_input([]) == normalize_many([]) == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(alphabet=st.sampled_from(list("women jews arab kill \n.")), max_size=30), max_size=6))
+def test_group_names_are_masked_in_a_batch_as_in_each_text_alone(texts: list[str]) -> None:
+    assert model_input(texts) == [model_input([t])[0] for t in texts]
