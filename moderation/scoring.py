@@ -84,7 +84,7 @@ class Rules:
             review = [c for c, t in self.review.items() if t <= scores[c] < self.flag[c]]
         suppressed, forced = {}, {}
         if self.policy.has_terms:
-            excepted, forced = self.policy.matches(tuple(_WORD.findall(normalize(text))))
+            excepted, forced = self.policy.matches(tuple(_WORD.findall(normalize(text, break_run_together=False))))
             for c, phrase in excepted.items():
                 if c in forced:
                     continue  # an always-flag term wins over an exception

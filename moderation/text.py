@@ -384,12 +384,13 @@ MENTION = "@user"
 _MENTIONS = re.compile(r"@(?<![\w@$!|]@)user(?![\w@$!|])(?: +@user(?![\w@$!|]))*")
 
 
-def normalize(text: str) -> str:
-    """The form of `text` the model sees: NFKC, case-folded, invisible characters removed, evasions folded."""
-    return normalize_many((text,))[0]
+def normalize(text: str, *, break_run_together: bool = True) -> str:
+    """`text` NFKC, case-folded, invisible characters removed, evasions folded (and, unless told not to, words run
+    together broken): what the policy's phrases match, and (with group names masked, `model_input`) the model sees."""
+    return normalize_many((text,), break_run_together=break_run_together)[0]
 
 
-def normalize_many(texts: Iterable[str]) -> list[str]:
+def normalize_many(texts: Iterable[str], *, break_run_together: bool = True) -> list[str]:
     """`normalize` over many texts at once.
 
     The texts are joined with line breaks and each step runs once over the whole batch: every step is local to a
@@ -416,7 +417,8 @@ def normalize_many(texts: Iterable[str]) -> list[str]:
     text = text.strip(" ")
     text = _LIST_MARKERS.sub("", text)  # "- item": layout, not content
     text = _fold_evasions(text)  # keeps "@user" itself rather than the leet word "auser"
-    text = break_words(text)  # after the evasions: "k1llalljews" is "killalljews" by then
+    if break_run_together:
+        text = break_words(text)  # after the evasions: "k1llalljews" is "killalljews" by then
     if MENTION in text:
         # Once look-alike letters are folded ("@usеr" with a Cyrillic е is "@user" by then): a reply to ten people
         # is no more hostile than a reply to one, and each repeat of an n-gram would otherwise add to the score.

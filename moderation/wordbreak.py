@@ -18,8 +18,12 @@ import functools
 import itertools
 import math
 import re
+import threading
+from pathlib import Path
 
 from wordsegment import Segmenter
+
+from .errors import ModerationError
 
 #: Tokens shorter than this are left alone: few run-together phrases are shorter, and many short tokens are names.
 MIN_CHARS = 7
@@ -29,6 +33,8 @@ MAX_CHARS = 32
 #: 100,000 commonest words); longer pieces may be rarer ("subhuman", "lowlifes").
 MIN_PIECE_COUNT = 100_000
 RARE_PIECE_CHARS = 8
+#: Unknown tokens tried per line (per text of a batch); the rest of the line is left as it is.
+MAX_TRIED_PER_LINE = 4
 #: No piece is longer than this (the lexicon's longest words are 24 letters).
 MAX_PIECE = 24
 
@@ -54,33 +60,60 @@ _FUNCTION_WORDS = _words(
     i we he she they im youre ur u is are was were be been am do does did will would should shall can could must may
     might have has had to of in on at for with from by off out up down and or but if so as than then there here
     what who how when where why go get got like just more most never ever too very dont cant wont shouldnt isnt
-    arent"""
+    arent myself yourself yourselves himself herself itself ourselves themselves urself"""
 )
 _SEPARATORS = " .-_*"  # what may stand between spaced letters ("k.i.l.l"), as text.py joins them
 # Each result is cached: the same unknown tokens come back again and again in a stream (names, hashtags).
 _CACHE_SIZE = 1 << 16
 
 
-@functools.cache
+_LOADED: dict[str, str] = {}
+_LOADING = threading.Lock()
+
+
 def _lexicon() -> dict[str, str]:
-    """Word -> its count (as text: most lookups only test membership, and the file is read in 0.1 s this way)."""
-    with open(Segmenter.UNIGRAMS_FILENAME, encoding="ascii") as f:
-        fields = iter(f.read().split())
-    return dict(zip(fields, fields, strict=False))
+    """Word -> its count (as text: most lookups only test membership, and the file is read in 0.1 s this way); read
+    once per process, under a lock so that threads scoring at once do not each read it."""
+    if not _LOADED:
+        with _LOADING:
+            if not _LOADED:
+                _LOADED.update(_read_word_list(Path(Segmenter.UNIGRAMS_FILENAME)))
+    return _LOADED
+
+
+def _read_word_list(path: Path) -> dict[str, str]:
+    try:
+        fields = path.read_text(encoding="ascii").split()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ModerationError(f"{path}: cannot read wordsegment's word list ({e}); reinstall wordsegment") from None
+    if len(fields) % 2 or not fields:
+        raise ModerationError(f"{path}: not a word list of words and counts; reinstall wordsegment")
+    return dict(zip(fields[::2], fields[1::2], strict=True))
 
 
 def break_words(text: str) -> str:
-    """`text` with each run-together token replaced by its words, separated by spaces."""
+    """`text` with each run-together token replaced by its words, separated by spaces.
+
+    At most MAX_TRIED_PER_LINE unknown tokens of each line are tried: a line of random letters would otherwise cost
+    a fraction of a millisecond per token.
+    """
     lexicon = None  # read on the first candidate: a short message never needs it
     out, done = [], 0
+    line_start, tried = 0, 0
     for match in _CANDIDATE.finditer(text):
         token = match.group()
         lexicon = lexicon or _lexicon()
         if token in lexicon:  # nearly every candidate: a word of seven letters or more
             continue
+        start = match.start()
+        if text.find("\n", line_start, start) >= 0:  # a new line (a text of the batch): a new allowance
+            line_start, tried = text.rfind("\n", line_start, start) + 1, 0
+        tried += 1
+        if tried > MAX_TRIED_PER_LINE:
+            continue
         words = split_token(token)
-        if words != token and not _joins_spaced_letters(text, match.start(), match.end(), words):
-            out += (text[done : match.start()], words)
+        if words != token and not _joins_spaced_letters(text, start, match.end(), words):
+            out += (text[done:start], words)
             done = match.end()
     if not out:
         return text
@@ -116,6 +149,8 @@ def split_token(token: str) -> str:
         # Two pieces need a function word ("killyou"): two content words are mostly a compound ("dashcam",
         # "livestream") or a newer word the lexicon lacks ("unalive" is not "una live"), better left whole.
         return token
+    if pieces[0] == "a":
+        return token  # "akillthemall": mostly a handle, "@killthemall", whose "@" normalisation read as an "a"
     if any(len(a) == 1 and len(b) == 1 for a, b in itertools.pairwise(pieces)):
         return token  # "a i": spaced letters, which normalisation joins again (it would not be idempotent)
     return " ".join(pieces)

@@ -91,6 +91,22 @@ def test_matching_is_on_whole_normalised_tokens() -> None:
     assert hits("kill the streak") == ({}, {})  # a phrase matches only as a whole
 
 
+def test_words_run_together_are_not_broken_for_phrases() -> None:
+    # The model sees "killthebill" as "kill the bill"; a phrase must match the token as the user wrote it, and a
+    # phrase the word list would break ("dotheads", a slur) must not match the words it breaks into.
+    from moderation.policy import phrase_tokens
+
+    policy = parse_policy(
+        POLICY_WITH_TERMS.replace('"kneecap"', '"dotheads"').replace('"kill streak"', '"killthebill"'), "p"
+    )
+    assert policy.matches(phrase_tokens("#killthebill now")) == (
+        {"threat": "killthebill", "harassment": "killthebill"},
+        {},
+    )
+    assert policy.matches(phrase_tokens("dotheads everywhere"))[1] == {"threat": "dotheads"}
+    assert policy.matches(phrase_tokens("who will do the ads for the bake sale?")) == ({}, {})
+
+
 def test_a_phrase_with_a_handle_matches_that_handle_only() -> None:
     policy = parse_policy(
         POLICY_WITH_TERMS.replace('"in the game"', '"@gamebot"').replace('"kneecap"', '"@nthrax"'), "p"

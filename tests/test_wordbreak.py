@@ -58,10 +58,37 @@ def test_the_model_sees_evasions_and_run_together_words_as_words() -> None:
 
 
 def test_a_one_letter_word_is_not_left_beside_spaced_letters() -> None:
-    # "a.b.i will ..." would be joined to "abi" by the next normalisation: normalising twice must change nothing.
-    assert normalize("a.b.iwillkillyou") == "a.b.iwillkillyou"
+    # "x y u fool you" would be joined to "xyu fool you" by the next normalisation: twice must change nothing.
+    assert normalize("x y ufoolyou") == "x y ufoolyou"
     assert normalize("gonnafindu b c") == "gonnafindu b c"
     assert normalize("gonnafindu bc") == "gonna find u bc"
+    assert normalize("a.b.iwillkillyou") == "a.b.iwillkillyou"  # (and a dot between letters makes it an address)
+
+
+def test_a_handle_is_not_broken_into_words() -> None:
+    # Folding reads "@" at the start of a word as "a" ("@rabs"), so a handle arrives as "akillthemall".
+    assert normalize("great set last night @killthemall") == "great set last night akillthemall"
+    assert normalize("killyourself") == "kill yourself"  # a reflexive pronoun is a function word
+
+
+def test_only_a_few_unknown_tokens_of_a_line_are_tried(monkeypatch) -> None:
+    monkeypatch.setattr("moderation.wordbreak.MAX_TRIED_PER_LINE", 2)
+    line = "killyou qzxqzxqzxq muslimsarerats killthem"
+    assert break_words(line) == "kill you qzxqzxqzxq muslimsarerats killthem"  # the third unknown is not tried
+    assert break_words(f"{line}\n{line}").split("\n") == [break_words(line)] * 2  # each line its own allowance
+
+
+def test_a_missing_word_list_is_one_clear_error(monkeypatch, tmp_path) -> None:
+    from moderation import wordbreak
+    from moderation.errors import ModerationError
+
+    monkeypatch.setattr(wordbreak.Segmenter, "UNIGRAMS_FILENAME", str(tmp_path / "unigrams.txt"))
+    monkeypatch.setattr(wordbreak, "_LOADED", {})
+    with pytest.raises(ModerationError, match="reinstall wordsegment"):
+        break_words("muslimsarerats")
+    (tmp_path / "unigrams.txt").write_text("the 23135851162\nof\n")
+    with pytest.raises(ModerationError, match="not a word list"):
+        break_words("muslimsarerats")
 
 
 @settings(max_examples=300, deadline=None)
