@@ -20,7 +20,11 @@ import numpy as np
 
 from .text import WORD_TOKEN, mask_groups, model_input, normalize_many
 
-FORMAT = 2  # 1: L2-normalised TF-IDF (scored by scikit-learn since); 2: ScaledNgrams
+# 1: L2-normalised TF-IDF (scored by scikit-learn since); 2: ScaledNgrams; 3: and whether group names are masked.
+# Code that knows only format 2 leaves a format 3 scorer to the pipeline (which it then cannot unpickle, a clear
+# error), rather than scoring a masked model on unmasked text.
+FORMAT = 3
+_READABLE = (2, 3)
 _MASK = (1 << 64) - 1
 _PRIME = 0x100000001B3  # FNV-1a's 64-bit prime: odd, so multiplying mixes every bit of the code points
 _FIBONACCI = np.uint64(0x9E3779B97F4A7C15)  # 2**64 / golden ratio: spreads any key's bits into a table slot
@@ -215,7 +219,7 @@ class CompiledModel:
     def load(cls, path: Path) -> CompiledModel | None:
         """The scorer stored at `path`, or None if it is of an older format (the pipeline then scores)."""
         with np.load(path, allow_pickle=False) as z:
-            if "format" not in z.files or int(z["format"]) != FORMAT:
+            if "format" not in z.files or int(z["format"]) not in _READABLE:
                 return None
             lengths = sum(1 for name in z.files if name.startswith("char_keys_"))
             tokens = z["unigram_tokens"].tolist()
@@ -232,8 +236,8 @@ class CompiledModel:
                 word_coef=z["word_coef"],
                 char_coef=z["char_coef"],
                 intercept=z["intercept"],
-                # Absent from scorers saved before group names were masked: those models saw the names.
-                masks_groups="masks_groups" in z.files and bool(z["masks_groups"]),
+                # Format 2 scorers were saved before group names were masked: those models saw the names.
+                masks_groups=int(z["format"]) >= 3 and bool(z["masks_groups"]),
             )
 
     # --- scoring -------------------------------------------------------------------------------------------------

@@ -25,7 +25,8 @@ _WORD = re.compile(r"\w+")
 
 
 def phrase_tokens(phrase: str) -> tuple[str, ...]:
-    """A phrase as the model's normalised word tokens: what exceptions and always-flag terms are matched on."""
+    """A phrase as normalised word tokens (evasions folded; words run together left whole, group names kept): what
+    exceptions and always-flag terms are matched on."""
     # Words run together are not broken in phrases or in the text they are matched against: a phrase such as
     # "killthebill" must match that token wherever it stands, and a new slur the word list lacks must stay whole.
     return tuple(_WORD.findall(normalize(phrase, break_run_together=False)))

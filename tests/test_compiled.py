@@ -185,6 +185,7 @@ def test_a_model_trained_on_unmasked_names_is_scored_as_it_was_trained(models, t
     compiled.save(tmp_path / "saved.npz")
     with np.load(tmp_path / "saved.npz", allow_pickle=False) as z:
         arrays = {name: z[name] for name in z.files if name != "masks_groups"}  # as scorers were saved before
+    arrays["format"] = np.array(2)
     with (tmp_path / "before.npz").open("wb") as f:
         np.savez(f, **arrays)
     assert CompiledModel.load(tmp_path / "before.npz").masks_groups is False

@@ -100,9 +100,14 @@ def test_each_shipped_file_is_well_formed(name: str) -> None:
     assert len(set(normalised)) == len(normalised)  # no two sentences the same once normalised
 
 
-def test_the_test_split_shares_no_sentence_with_training() -> None:
-    from moderation.text import normalize_many
+@pytest.mark.parametrize("view", ["normalize_many", "model_input"])
+def test_the_test_split_shares_no_sentence_with_training(view: str) -> None:
+    # Also as the model sees them, group names masked: "I despise jews." in training would be "I despise women.".
+    from moderation import text
 
-    train = set(normalize_many([e.text for e in iter_examples(SHIPPED / "train.jsonl", CATS)]))
+    seen = getattr(text, view)
+    train_texts = [e.text for e in iter_examples(SHIPPED / "train.jsonl", CATS)]
+    train = set(seen(train_texts))
+    assert len(train) == len(train_texts)  # no two training sentences the same either
     for other in ("test.jsonl", "veiled.jsonl", "functional.jsonl"):
-        assert not train & set(normalize_many([e.text for e in iter_examples(SHIPPED / other, CATS)]))
+        assert not train & set(seen([e.text for e in iter_examples(SHIPPED / other, CATS)]))

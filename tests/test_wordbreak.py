@@ -65,17 +65,31 @@ def test_a_one_letter_word_is_not_left_beside_spaced_letters() -> None:
     assert normalize("a.b.iwillkillyou") == "a.b.iwillkillyou"  # (and a dot between letters makes it an address)
 
 
-def test_a_handle_is_not_broken_into_words() -> None:
+def test_a_handle_is_not_broken_into_words_but_a_hashtag_is() -> None:
     # Folding reads "@" at the start of a word as "a" ("@rabs"), so a handle arrives as "akillthemall".
     assert normalize("great set last night @killthemall") == "great set last night akillthemall"
+    assert normalize("#adeadjewisagoodjew") == "#a dead jew is a good jew"
     assert normalize("killyourself") == "kill yourself"  # a reflexive pronoun is a function word
 
 
-def test_only_a_few_unknown_tokens_of_a_line_are_tried(monkeypatch) -> None:
-    monkeypatch.setattr("moderation.wordbreak.MAX_TRIED_PER_LINE", 2)
-    line = "killyou qzxqzxqzxq muslimsarerats killthem"
-    assert break_words(line) == "kill you qzxqzxqzxq muslimsarerats killthem"  # the third unknown is not tried
-    assert break_words(f"{line}\n{line}").split("\n") == [break_words(line)] * 2  # each line its own allowance
+def test_every_unknown_token_is_tried_however_many_come_first() -> None:
+    # Common hashtags before a phrase must not use up anything that would leave the phrase whole.
+    line = "#instagood #photooftheday #nofilter #instadaily #qzxqzxqzxq iwillkillyou"
+    assert normalize(line).endswith(" i will kill you")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=MIN_CHARS, max_size=MAX_CHARS))
+def test_the_quick_spelling_test_changes_no_split(token: str) -> None:
+    # _spellable only stops early on tokens that no plausible pieces spell; the split must be the same without it.
+    from moderation import wordbreak
+
+    with_test = wordbreak.split_token.__wrapped__(token)
+    original, wordbreak._spellable = wordbreak._spellable, lambda *_: True
+    try:
+        assert wordbreak.split_token.__wrapped__(token) == with_test
+    finally:
+        wordbreak._spellable = original
 
 
 def test_a_missing_word_list_is_one_clear_error(monkeypatch, tmp_path) -> None:
@@ -86,14 +100,15 @@ def test_a_missing_word_list_is_one_clear_error(monkeypatch, tmp_path) -> None:
     monkeypatch.setattr(wordbreak, "_LOADED", {})
     with pytest.raises(ModerationError, match="reinstall wordsegment"):
         break_words("muslimsarerats")
-    (tmp_path / "unigrams.txt").write_text("the 23135851162\nof\n")
-    with pytest.raises(ModerationError, match="not a word list"):
-        break_words("muslimsarerats")
+    for bad in ("the 23135851162\nof\n", "the 23135851162\nof many\n"):
+        (tmp_path / "unigrams.txt").write_text(bad)
+        with pytest.raises(ModerationError, match="not a word list"):
+            break_words("muslimsarerats")
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.sampled_from(["kill", "all", "you", "i", "u", "a", "the", "x", "them", ".", " ", "-", "#"]),
-                max_size=12))  # fmt: skip
+@given(st.lists(st.sampled_from(["kill", "all", "you", "i", "u", "a", "the", "x", "them", ".", " ", "-", "#", "@",
+                                  "qzxqzxq"]), max_size=14))  # fmt: skip
 def test_normalising_run_together_words_is_idempotent(parts: list[str]) -> None:
     once = normalize("".join(parts))
     assert normalize(once) == once
