@@ -65,17 +65,18 @@ _SEPARATORS = " .-_*"  # what may stand between spaced letters ("k.i.l.l"), as t
 _CACHE_SIZE = 1 << 16
 
 
-_LOADED: dict[str, str] = {}
+_LOADED: dict[str, str] | None = None
 _LOADING = threading.Lock()
 
 
 def _lexicon() -> dict[str, str]:
     """Word -> its count (as text: most lookups only test membership, and the file is read in 0.1 s this way); read
-    once per process, under a lock so that threads scoring at once do not each read it."""
-    if not _LOADED:
+    once per process, under a lock so that threads scoring at once do not each read it, and published whole."""
+    global _LOADED
+    if _LOADED is None:
         with _LOADING:
-            if not _LOADED:
-                _LOADED.update(_read_word_list(Path(Segmenter.UNIGRAMS_FILENAME)))
+            if _LOADED is None:
+                _LOADED = _read_word_list(Path(Segmenter.UNIGRAMS_FILENAME))
     return _LOADED
 
 

@@ -97,7 +97,7 @@ def test_a_missing_word_list_is_one_clear_error(monkeypatch, tmp_path) -> None:
     from moderation.errors import ModerationError
 
     monkeypatch.setattr(wordbreak.Segmenter, "UNIGRAMS_FILENAME", str(tmp_path / "unigrams.txt"))
-    monkeypatch.setattr(wordbreak, "_LOADED", {})
+    monkeypatch.setattr(wordbreak, "_LOADED", None)
     with pytest.raises(ModerationError, match="reinstall wordsegment"):
         break_words("muslimsarerats")
     for bad in ("the 23135851162\nof\n", "the 23135851162\nof many\n"):
