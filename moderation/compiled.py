@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .text import WORD_TOKEN, mask_groups, model_input, normalize_many
+from .text import WORD_TOKEN, model_input, normalize_many
 
 # 1: L2-normalised TF-IDF (scored by scikit-learn since); 2: ScaledNgrams; 3: and whether group names are masked.
 # Code that knows only format 2 leaves a format 3 scorer to the pipeline (which it then cannot unpickle, a clear
@@ -244,8 +244,8 @@ class CompiledModel:
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         """One probability per text and category, as the compiled pipeline would give."""
-        docs = normalize_many(texts)
-        return self.predict_proba_normalized(mask_groups(docs) if self.masks_groups else docs)
+        view = model_input if self.masks_groups else normalize_many  # what the pipeline's normalise step was
+        return self.predict_proba_normalized(view(texts))
 
     def predict_proba_normalized(self, docs: list[str]) -> np.ndarray:
         logits = np.tile(self.intercept, (len(docs), 1))

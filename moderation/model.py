@@ -280,14 +280,14 @@ def explain(model: Model, text: str, top: int = 5) -> dict[str, list[tuple[str, 
         for idx, value in zip(x.indices, x.data, strict=True):
             contribution = float(coef[idx] * value)
             if idx < n_word:
-                term = names[idx].replace(GROUP_TOKEN, SHOWN_GROUP)
+                term = names[idx]
                 totals[term] = totals.get(term, 0.0) + contribution
             else:
                 gram = names[idx]
                 owners = [w for w in words if gram in f" {w} "] or [gram]
                 for w in owners:
-                    term = (w.strip(_PUNCTUATION) or w.strip()).replace(GROUP_TOKEN, SHOWN_GROUP)
+                    term = w.strip(_PUNCTUATION) or w.strip()
                     totals[term] = totals.get(term, 0.0) + contribution / len(owners)
         ranked = sorted(totals.items(), key=lambda kv: -abs(kv[1]))
-        out[cat] = [(term, round(v, 3)) for term, v in ranked[:top]]
+        out[cat] = [(term.replace(GROUP_TOKEN, SHOWN_GROUP), round(v, 3)) for term, v in ranked[:top]]
     return out

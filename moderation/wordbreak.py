@@ -70,8 +70,9 @@ _LOADING = threading.Lock()
 
 
 def _lexicon() -> dict[str, str]:
-    """Word -> its count (as text: most lookups only test membership, and the file is read in 0.1 s this way); read
-    once per process, under a lock so that threads scoring at once do not each read it, and published whole."""
+    """Word -> its count (as text: most lookups only test membership, and the file is read and checked in about
+    0.15 s this way); read once per process, under a lock so that threads scoring at once do not each read it, and
+    published whole."""
     global _LOADED
     if _LOADED is None:
         with _LOADING:
