@@ -18,13 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .text import WORD_TOKEN, model_input, normalize_many
+from .text import VIEWS, WORD_TOKEN
 
-# 1: L2-normalised TF-IDF (scored by scikit-learn since); 2: ScaledNgrams; 3: and whether group names are masked.
-# Code that knows only format 2 leaves a format 3 scorer to the pipeline (which it then cannot unpickle, a clear
-# error), rather than scoring a masked model on unmasked text.
-FORMAT = 3
-_READABLE = (2, 3)
+# 1: L2-normalised TF-IDF (scored by scikit-learn since); 2: ScaledNgrams; 3: and whether group names are masked;
+# 4: which view of the text (text.VIEWS) the model was trained on. Code that knows only an older format leaves a newer
+# scorer to the pipeline (which it then cannot unpickle, a clear error), rather than scoring a model on a view of the
+# text it was not trained on.
+FORMAT = 4
+_READABLE = (2, 3, 4)
 _MASK = (1 << 64) - 1
 _PRIME = 0x100000001B3  # FNV-1a's 64-bit prime: odd, so multiplying mixes every bit of the code points
 _FIBONACCI = np.uint64(0x9E3779B97F4A7C15)  # 2**64 / golden ratio: spreads any key's bits into a table slot
@@ -35,6 +36,18 @@ _WORDS = re.compile(r"[^ \n]+|\n")  # what char_wb splits a normalised text into
 # so a word can be that long): about 15 MB at most, whatever the input.
 _CACHED_WORDS = 1 << 16
 _CACHED_CHARS = 1 << 20
+
+
+def _view(z) -> int:
+    """The view a stored scorer's model was trained on (an index into text.VIEWS)."""
+    fmt = int(z["format"])
+    if fmt >= 4:
+        view = int(z["view"])
+        if not 0 <= view < len(VIEWS):
+            raise ValueError(f"unknown view {view}")
+        return view
+    # Format 2 scorers were saved before group names were masked; format 3 ones say whether the first view was used.
+    return int(fmt == 3 and bool(z["masks_groups"]))
 
 
 class NotCompilable(Exception):
@@ -108,7 +121,7 @@ class CompiledModel:
     word_coef: np.ndarray  # (word features, categories)
     char_coef: np.ndarray
     intercept: np.ndarray
-    masks_groups: bool = False  # the model was trained on text with group names masked (text.model_input)
+    view: int = 0  # the view of the text the model was trained on, an index into text.VIEWS (0: nothing masked)
 
     def __post_init__(self) -> None:
         # Derived once per load: what scoring looks up. A token's rank is -1 if unknown, -2 for the batch separator.
@@ -145,7 +158,7 @@ class CompiledModel:
             view = pipeline.named_steps["normalize"].func
         except (KeyError, AttributeError) as e:
             raise NotCompilable(f"unexpected pipeline: {e}") from None
-        if view not in (normalize_many, model_input):
+        if view not in VIEWS:
             raise NotCompilable(f"unknown normalisation {getattr(view, '__name__', view)!r}")
         from .features import ScaledNgrams  # scikit-learn: imported only to compile, never to score
 
@@ -190,7 +203,7 @@ class CompiledModel:
             word_coef=coef[:n_word],
             char_coef=coef[n_word:],
             intercept=intercept,
-            masks_groups=view is model_input,
+            view=VIEWS.index(view),
         )
 
     # --- storage -------------------------------------------------------------------------------------------------
@@ -208,7 +221,7 @@ class CompiledModel:
             "word_coef": self.word_coef,
             "char_coef": self.char_coef,
             "intercept": self.intercept,
-            "masks_groups": np.array(self.masks_groups),
+            "view": np.array(self.view),
         }
         for n, (k, f) in enumerate(zip(self.char_keys, self.char_feature, strict=True)):
             arrays[f"char_keys_{n}"], arrays[f"char_feature_{n}"] = k, f
@@ -236,16 +249,14 @@ class CompiledModel:
                 word_coef=z["word_coef"],
                 char_coef=z["char_coef"],
                 intercept=z["intercept"],
-                # Format 2 scorers were saved before group names were masked: those models saw the names.
-                masks_groups=int(z["format"]) >= 3 and bool(z["masks_groups"]),
+                view=_view(z),
             )
 
     # --- scoring -------------------------------------------------------------------------------------------------
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         """One probability per text and category, as the compiled pipeline would give."""
-        view = model_input if self.masks_groups else normalize_many  # what the pipeline's normalise step was
-        return self.predict_proba_normalized(view(texts))
+        return self.predict_proba_normalized(VIEWS[self.view](texts))  # what the pipeline's normalise step was
 
     def predict_proba_normalized(self, docs: list[str]) -> np.ndarray:
         logits = np.tile(self.intercept, (len(docs), 1))

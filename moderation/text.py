@@ -550,6 +550,20 @@ _NAMES = """muslim muslims jew jews christian christians catholic catholics hind
     african africans nigerian nigerians indian indians pakistani pakistanis somali somalis syrian syrians romanian
     romanians chinese gays lesbian lesbians bisexual bisexuals asexual asexuals women men girls boys"""
 GROUP_NAMES = frozenset(_NAMES.split())
+# Since the second view (model_input_v2): nouns left out of the first, and groups named by an adjective and a word
+# for people ("black people", "gay men", "trans women", "asylum seekers"), which are most of the groups public test
+# suites name. An adjective alone is left ("that's so gay", "black coffee"), and "whites" (egg whites) too.
+_MORE_NAMES = """blacks gypsy gypsies roma homosexual homosexuals hispanic hispanics latino latinos latina latinas
+    transgenders"""
+_ADJECTIVES = """black white brown gay lesbian bisexual queer trans transgender disabled autistic deaf blind jewish
+    muslim christian catholic hindu sikh buddhist atheist asian african arab mexican indian chinese pakistani somali
+    syrian nigerian romanian polish irish italian russian ukrainian palestinian israeli iranian afghan turkish kurdish
+    hispanic latino latina indigenous native immigrant migrant refugee foreign"""
+_PEOPLE = """people peoples persons person folk folks men man women woman guys guy kids kid children child boys boy
+    girls girl families family community communities immigrants immigrant migrants migrant refugees refugee americans"""
+GROUP_PHRASES = frozenset(
+    {f"{a} {p}" for a in _ADJECTIVES.split() for p in _PEOPLE.split()} | {"asylum seeker", "asylum seekers"}
+)
 
 
 def _alternation(words: Iterable[str]) -> str:
@@ -563,7 +577,10 @@ def _alternation(words: Iterable[str]) -> str:
         node[""] = {}
 
     def pattern(node: dict) -> str:
-        branches = [re.escape(ch) + pattern(child) for ch, child in sorted(node.items()) if ch]
+        # A space between a phrase's words also matches a hyphen ("asylum-seekers").
+        branches = [
+            (r"[ \-]" if ch == " " else re.escape(ch)) + pattern(child) for ch, child in sorted(node.items()) if ch
+        ]
         if not branches:
             return ""
         body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
@@ -572,11 +589,13 @@ def _alternation(words: Iterable[str]) -> str:
     return pattern(trie)
 
 
+# Phrases are matched with one space or hyphen between their words: normalised text has single spaces.
 _GROUP_NAME = re.compile(rf"\b{_alternation(GROUP_NAMES)}\b")
+_GROUP_NAME_2 = re.compile(rf"\b{_alternation(GROUP_PHRASES | GROUP_NAMES | frozenset(_MORE_NAMES.split()))}\b")
 
 
-def mask_groups(normalized: list[str]) -> list[str]:
-    """Normalised texts with every group's name replaced by GROUP_TOKEN.
+def mask_groups(normalized: list[str], *, phrases: bool = True) -> list[str]:
+    """Normalised texts with every group's name replaced by GROUP_TOKEN; with `phrases`, the second view's longer list.
 
     A model that sees "Christians" mostly in harmless sentences learns the name itself as a sign of no hate ("I hate
     christians" went unflagged), and one that sees a name mostly in hateful ones flags "X deserve respect.". With the
@@ -584,9 +603,20 @@ def mask_groups(normalized: list[str]) -> list[str]:
     """
     if not normalized:
         return []
-    return _GROUP_NAME.sub(GROUP_TOKEN, "\n".join(normalized)).split("\n")
+    pattern = _GROUP_NAME_2 if phrases else _GROUP_NAME
+    return pattern.sub(GROUP_TOKEN, "\n".join(normalized)).split("\n")
 
 
 def model_input(texts: Iterable[str]) -> list[str]:
-    """What a model trained since 2026-12-06 sees of `texts`: normalised, group names masked (`mask_groups`)."""
+    """The first masked view, of models trained on 2026-12-06: normalised, group nouns masked. Kept so that those
+    models are scored as they were trained (their pickles name this function)."""
+    return mask_groups(normalize_many(texts), phrases=False)
+
+
+def model_input_v2(texts: Iterable[str]) -> list[str]:
+    """What a model trained today sees of `texts`: normalised, group nouns and phrases masked (`mask_groups`)."""
     return mask_groups(normalize_many(texts))
+
+
+#: Every view a model can have been trained on, oldest first: a scorer file stores its model's view as an index here.
+VIEWS = (normalize_many, model_input, model_input_v2)

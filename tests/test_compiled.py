@@ -17,7 +17,7 @@ from moderation.compiled import CompiledModel, HashIndex, NotCompilable
 from moderation.errors import ModelError
 from moderation.model import SCORER_FILE, load_model, sha256_file
 from moderation.registry import resolve
-from moderation.text import normalize_many
+from moderation.text import VIEWS, model_input, model_input_v2, normalize_many
 from moderation.training import positive_proba
 
 from .conftest import SMALL_SET, copy_version
@@ -164,32 +164,53 @@ def test_a_scorer_of_an_older_format_is_left_to_the_pipeline(models_dir: Path, t
     assert np.allclose(model.predict_proba(texts), positive_proba(model.pipeline, texts), atol=1e-6)
 
 
-GROUP_TEXTS = ["immigrants are vermin and must go", "women are too stupid to vote", "I love Sikhs", "kill you"]
+GROUP_TEXTS = ["immigrants are vermin and must go", "women are too stupid to vote", "I love Sikhs", "gay men are sick"]
 
 
-def test_a_model_trained_since_group_names_were_masked_is_scored_with_them_masked(models) -> None:
+def _saved_as(compiled: CompiledModel, path: Path, fmt: int, **fields: np.ndarray) -> Path:
+    """`compiled` stored as a scorer of an older format: without the view, with `fields` instead."""
+    compiled.save(path)
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {name: z[name] for name in z.files if name != "view"}
+    arrays |= {"format": np.array(fmt), **fields}
+    with path.open("wb") as f:
+        np.savez(f, **arrays)
+    return path
+
+
+def test_a_model_is_scored_on_the_view_it_was_trained_on(models) -> None:
     _, pipeline = models
     compiled = CompiledModel.from_pipeline(pipeline)
-    assert compiled.masks_groups
+    assert VIEWS[compiled.view] is model_input_v2  # what training uses today
     assert np.allclose(compiled.predict_proba(GROUP_TEXTS), positive_proba(pipeline, GROUP_TEXTS), atol=1e-6)
 
 
-def test_a_model_trained_on_unmasked_names_is_scored_as_it_was_trained(models, tmp_path: Path) -> None:
-    # Models trained before 2026-12-06 saw group names: their pickles name normalize_many, their scorers have no flag.
+@pytest.mark.parametrize("view", [normalize_many, model_input])
+def test_a_model_trained_on_an_older_view_is_scored_as_it_was_trained(models, view, tmp_path: Path) -> None:
+    # Models trained before 2026-12-06 saw group names (their pickles name normalize_many, their scorers have no
+    # flag: format 2); those trained on that day saw nouns masked, not phrases (model_input; format 3, a flag).
     _, pipeline = models
     old = copy.deepcopy(pipeline)
-    old.steps[0] = ("normalize", FunctionTransformer(normalize_many))
+    old.steps[0] = ("normalize", FunctionTransformer(view))
     compiled = CompiledModel.from_pipeline(old)
-    assert not compiled.masks_groups
+    assert VIEWS[compiled.view] is view
     assert np.allclose(compiled.predict_proba(GROUP_TEXTS), positive_proba(old, GROUP_TEXTS), atol=1e-6)
+    assert not np.allclose(compiled.predict_proba(GROUP_TEXTS), positive_proba(pipeline, GROUP_TEXTS), atol=1e-3)
     compiled.save(tmp_path / "saved.npz")
-    with np.load(tmp_path / "saved.npz", allow_pickle=False) as z:
-        arrays = {name: z[name] for name in z.files if name != "masks_groups"}  # as scorers were saved before
-    arrays["format"] = np.array(2)
-    with (tmp_path / "before.npz").open("wb") as f:
-        np.savez(f, **arrays)
-    assert CompiledModel.load(tmp_path / "before.npz").masks_groups is False
-    assert CompiledModel.load(tmp_path / "saved.npz").masks_groups is False
+    assert CompiledModel.load(tmp_path / "saved.npz").view == compiled.view
+    masked = np.array(view is model_input)
+    stored = _saved_as(compiled, tmp_path / "format3.npz", 3, masks_groups=masked)
+    assert VIEWS[CompiledModel.load(stored).view] is view
+    if view is normalize_many:
+        assert CompiledModel.load(_saved_as(compiled, tmp_path / "format2.npz", 2)).view == 0
+
+
+def test_a_scorer_of_an_unknown_view_is_refused(models, tmp_path: Path) -> None:
+    _, pipeline = models
+    path = tmp_path / "scorer.npz"
+    _saved_as(CompiledModel.from_pipeline(pipeline), path, 4, view=np.array(len(VIEWS)))
+    with pytest.raises(ValueError, match="unknown view"):
+        CompiledModel.load(path)
 
 
 def test_a_pipeline_with_another_normalisation_is_not_compiled(models) -> None:

@@ -14,6 +14,7 @@ from moderation.text import (
     MAX_SENTENCE_CHARS,
     iter_sentences,
     model_input,
+    model_input_v2,
     normalize,
     normalize_many,
     split_sentences,
@@ -226,7 +227,29 @@ def test_the_model_sees_every_group_name_as_one_token() -> None:
     assert model_input([]) == normalize_many([]) == []
 
 
+def test_the_second_view_also_masks_groups_named_by_an_adjective_and_a_word_for_people() -> None:
+    texts = ["Black people are scum", "I hate trans women!", "a disabled person", "asylum-seekers go home",
+             "gay  men and blacks", "Gypsies deserve respect"]  # fmt: skip
+    g = GROUP_TOKEN
+    assert model_input_v2(texts) == [f"{g} are scum", f"i hate {g}!", f"a {g}", f"{g} go home", f"{g} and {g}",
+                                     f"{g} deserve respect"]  # fmt: skip
+    # The first view is kept as it was: models trained on it are scored on it.
+    first = ["black people are scum", f"i hate trans {g}!", "a disabled person", "asylum-seekers go home",
+             f"gay {g} and blacks", "gypsies deserve respect"]  # fmt: skip
+    assert model_input(texts) == first
+    # An adjective alone, or before a word that is not about people, is not a group; nor are egg whites.
+    kept = ["that is so gay", "black coffee and white noise", "beat the egg whites", "a blind spot", "native speakers"]
+    assert model_input_v2(kept) == kept
+
+
+# Texts made of group words and what can join them into phrases, or cut them apart.
+_PIECES = st.lists(
+    st.sampled_from(["women", "jews", "arab", "gay", "people", "kill", " ", "-", "\n", "."]), max_size=12
+)
+
+
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.text(alphabet=st.sampled_from(list("women jews arab kill \n.")), max_size=30), max_size=6))
+@given(st.lists(_PIECES.map("".join), max_size=6))
 def test_group_names_are_masked_in_a_batch_as_in_each_text_alone(texts: list[str]) -> None:
     assert model_input(texts) == [model_input([t])[0] for t in texts]
+    assert model_input_v2(texts) == [model_input_v2([t])[0] for t in texts]
