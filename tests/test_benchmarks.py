@@ -36,10 +36,17 @@ def test_tweeteval_reports_each_task_and_the_shipped_model(tmp_path: Path) -> No
         for split in ("train", "val", "test"):
             (folder / f"{split}_text.txt").write_text("".join(f"@user {t}\n" for t, _ in POSTS), encoding="utf-8")
             (folder / f"{split}_labels.txt").write_text("".join(f"{y}\n" for _, y in POSTS), encoding="utf-8")
-    done = run("--shared", str(tmp_path), "--c", "1", "--default-model")
+    done = run("--shared", str(tmp_path), "--c", "0.01,1", "--default-model")
     assert done.returncode == 0, done.stderr
-    tasks = {line.split()[0] for line in done.stdout.splitlines() if line.startswith(("hate ", "offensive "))}
-    assert tasks == {"hate", "offensive"}
+    table, chosen = done.stdout.split("C chosen on val")
+    runs = [line.split() for line in table.splitlines() if line.startswith(("hate ", "offensive "))]
+    assert {r[0] for r in runs} == {"hate", "offensive"} and len(runs) == 4
+    # One run per task, the one with the best val F1, whatever its test F1.
+    picked = [line.split() for line in chosen.splitlines() if line.startswith(("hate ", "offensive "))][:2]
+    for task, _, c, val, test in picked:
+        mine = [r for r in runs if r[0] == task]
+        assert float(val) == max(float(r[5]) for r in mine)
+        assert [float(r[6]) for r in mine if r[2] == c] == [float(test)]
     assert "the default model as shipped" in done.stdout
     shipped = [line for line in done.stdout.splitlines() if line.startswith("hate ") and "%" in line]
     assert len(shipped) == 1 and float(shipped[0].split()[3]) > 50  # test macro-F1 of the shipped model on these
