@@ -63,9 +63,11 @@ def test_a_reply_to_many_people_is_no_more_hostile_than_to_one(shipped, mentions
 @pytest.mark.parametrize("frame", ["I hate {}.", "{} deserve respect.", "{} are vermin.", "My neighbours are {}."])
 def test_every_group_named_in_a_sentence_gets_the_same_scores(shipped, frame: str) -> None:
     # "I hate christians" scored 0.002 for hate while "I hate Muslims" was flagged: the model had learned group
-    # names. It sees them masked now, so the group named changes nothing.
+    # names. It sees them masked now, so the group named changes nothing; since the second view, that holds for
+    # groups named by an adjective and a word for people too ("I hate trans people." scored 0.24 before).
     model, rules = shipped
     groups = ["Christians", "Muslims", "Jews", "Sikhs", "Hindus", "women", "immigrants", "Nigerians", "lesbians"]
+    groups += ["trans people", "Black people", "gay men", "disabled people", "asylum seekers", "Jewish women"]
     results = [score_text(frame.format(g), model, rules)[0] for g in groups]
     assert len({(r.flagged, tuple(r.scores.values())) for r in results}) == 1
     assert bool(results[0].flagged) == frame.startswith(("I hate", "{} are vermin"))
