@@ -42,10 +42,10 @@ def _view(z) -> int:
     """The view a stored scorer's model was trained on (an index into text.VIEWS)."""
     fmt = int(z["format"])
     if fmt >= 4:
-        view = int(z["view"])
-        if not 0 <= view < len(VIEWS):
-            raise ValueError(f"unknown view {view}")
-        return view
+        stored = z["view"]
+        if stored.shape != () or stored.dtype.kind not in "iu" or not 0 <= int(stored) < len(VIEWS):
+            raise ValueError(f"unknown view {stored.tolist()!r}")
+        return int(stored)
     # Format 2 scorers were saved before group names were masked; format 3 ones say whether the first view was used.
     return int(fmt == 3 and bool(z["masks_groups"]))
 

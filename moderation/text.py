@@ -550,19 +550,24 @@ _NAMES = """muslim muslims jew jews christian christians catholic catholics hind
     african africans nigerian nigerians indian indians pakistani pakistanis somali somalis syrian syrians romanian
     romanians chinese gays lesbian lesbians bisexual bisexuals asexual asexuals women men girls boys"""
 GROUP_NAMES = frozenset(_NAMES.split())
-# Since the second view (model_input_v2): nouns left out of the first, and groups named by an adjective and a word
-# for people ("black people", "gay men", "trans women", "asylum seekers"), which are most of the groups public test
-# suites name. An adjective alone is left ("that's so gay", "black coffee"), and "whites" (egg whites) too.
-_MORE_NAMES = """blacks gypsy gypsies roma homosexual homosexuals hispanic hispanics latino latinos latina latinas
-    transgenders"""
-_ADJECTIVES = """black white brown gay lesbian bisexual queer trans transgender disabled autistic deaf blind jewish
-    muslim christian catholic hindu sikh buddhist atheist asian african arab mexican indian chinese pakistani somali
-    syrian nigerian romanian polish irish italian russian ukrainian palestinian israeli iranian afghan turkish kurdish
-    hispanic latino latina indigenous native immigrant migrant refugee foreign"""
-_PEOPLE = """people peoples persons person folk folks men man women woman guys guy kids kid children child boys boy
-    girls girl families family community communities immigrants immigrant migrants migrant refugees refugee americans"""
+# Since the second view (model_input_v2): plural nouns left out of the first, and groups named by an adjective and a
+# word for people ("black people", "gay men", "trans women", "asylum seekers"), which are most of the groups public
+# test suites name. An adjective alone is left ("that's so gay", "black coffee", "gypsy moths", "roma tomatoes",
+# "homosexual acts"), and so are "whites" (egg whites), "folk" (folk music) and "kid" (kid gloves).
+_MORE_NAMES = """blacks gypsies homosexuals hispanics latinos latinas transgenders transwomen transmen transpeople"""
+_ADJECTIVES = """gay lesbian bisexual queer trans transgender disabled autistic deaf blind jewish muslim christian
+    catholic hindu sikh buddhist atheist asian african arab mexican indian chinese pakistani somali syrian nigerian
+    romanian polish irish italian russian ukrainian palestinian israeli iranian afghan turkish kurdish roma gypsy
+    homosexual hispanic latino latina indigenous native immigrant migrant refugee foreign"""
+_PEOPLE = """people peoples persons person folks men man women woman guys guy kids children child boys boy girls girl
+    families family community communities immigrants immigrant migrants migrant refugees refugee americans"""
+# Colours are also surnames ("the Brown family"): not with words for a family.
+_COLOURS = "black white brown"
+_COLOUR_PEOPLE = set(_PEOPLE.split()) - {"family", "families"}
 GROUP_PHRASES = frozenset(
-    {f"{a} {p}" for a in _ADJECTIVES.split() for p in _PEOPLE.split()} | {"asylum seeker", "asylum seekers"}
+    {f"{a} {p}" for a in _ADJECTIVES.split() for p in _PEOPLE.split()}
+    | {f"{a} {p}" for a in _COLOURS.split() for p in _COLOUR_PEOPLE}
+    | {"asylum seeker", "asylum seekers"}
 )
 
 

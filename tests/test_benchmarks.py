@@ -3,6 +3,7 @@ they report."""
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -38,18 +39,36 @@ def test_tweeteval_reports_each_task_and_the_shipped_model(tmp_path: Path) -> No
             (folder / f"{split}_labels.txt").write_text("".join(f"{y}\n" for _, y in POSTS), encoding="utf-8")
     done = run("--shared", str(tmp_path), "--c", "0.01,1", "--default-model")
     assert done.returncode == 0, done.stderr
-    table, chosen = done.stdout.split("C chosen on val")
+    table, rest = done.stdout.split("C chosen on val")
     runs = [line.split() for line in table.splitlines() if line.startswith(("hate ", "offensive "))]
     assert {r[0] for r in runs} == {"hate", "offensive"} and len(runs) == 4
-    # One run per task, the one with the best val F1, whatever its test F1.
-    picked = [line.split() for line in chosen.splitlines() if line.startswith(("hate ", "offensive "))][:2]
+    # Columns: task, data, C, threshold, val, test, test@0.5, fit s. One chosen run per task, printed as it was run.
+    chosen = rest.split("\n\n")[0]
+    picked = [line.split() for line in chosen.splitlines() if line.startswith(("hate ", "offensive "))]
+    assert [p[0] for p in picked] == ["hate", "offensive"]
     for task, _, c, val, test in picked:
-        mine = [r for r in runs if r[0] == task]
-        assert float(val) == max(float(r[5]) for r in mine)
-        assert [float(r[6]) for r in mine if r[2] == c] == [float(test)]
+        assert [[r[4], r[5]] for r in runs if r[0] == task and r[2] == c] == [[val, test]]
     assert "the default model as shipped" in done.stdout
     shipped = [line for line in done.stdout.splitlines() if line.startswith("hate ") and "%" in line]
     assert len(shipped) == 1 and float(shipped[0].split()[3]) > 50  # test macro-F1 of the shipped model on these
+
+
+def test_the_c_compared_with_the_published_table_is_chosen_on_val_not_on_test() -> None:
+    spec = importlib.util.spec_from_file_location("tweeteval", TWEETEVAL)
+    tweeteval = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tweeteval)
+    run_ = {"data": "train", "threshold": 0.5, "test_at_0.5": 0.5, "fit_seconds": 1.0}
+    results = {
+        "hate": [run_ | {"c": 0.5, "val": 0.70, "test": 0.56}, run_ | {"c": 2.0, "val": 0.74, "test": 0.46}],
+        "offensive": [run_ | {"c": 0.5, "val": 0.71, "test": 0.70}, run_ | {"data": "train + project", "c": 0.5,
+                                                                          "val": 0.69, "test": 0.72}],
+    }  # fmt: skip
+    chosen = tweeteval.chosen_on_val(results)
+    assert {k: r["c"] for k, r in chosen.items()} == {
+        ("hate", "train"): 2.0,  # the worse test F1: val chooses
+        ("offensive", "train"): 0.5,
+        ("offensive", "train + project"): 0.5,  # each kind of training data on its own
+    }
 
 
 def test_the_identity_probe_reports_both_kinds_of_sentence() -> None:

@@ -205,12 +205,24 @@ def test_a_model_trained_on_an_older_view_is_scored_as_it_was_trained(models, vi
         assert CompiledModel.load(_saved_as(compiled, tmp_path / "format2.npz", 2)).view == 0
 
 
-def test_a_scorer_of_an_unknown_view_is_refused(models, tmp_path: Path) -> None:
+@pytest.mark.parametrize("view", [len(VIEWS), -1, [2, 2], [], 1.7, "2"])
+def test_a_scorer_of_an_unknown_view_is_refused(models, tmp_path: Path, view) -> None:
     _, pipeline = models
     path = tmp_path / "scorer.npz"
-    _saved_as(CompiledModel.from_pipeline(pipeline), path, 4, view=np.array(len(VIEWS)))
+    _saved_as(CompiledModel.from_pipeline(pipeline), path, 4, view=np.array(view))
     with pytest.raises(ValueError, match="unknown view"):
         CompiledModel.load(path)
+
+
+def test_a_model_whose_scorer_names_no_known_view_is_a_model_error(models_dir: Path, tmp_path: Path) -> None:
+    copy = copy_version(models_dir, tmp_path)
+    scorer = copy / SCORER_FILE
+    _saved_as(CompiledModel.load(scorer), scorer, 4, view=np.array([2, 2]))
+    card = json.loads((copy / "card.json").read_text())
+    card["scorer_sha256"] = sha256_file(scorer)  # a scorer that matches its card, yet unreadable
+    (copy / "card.json").write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="unknown view"):
+        load_model(copy)
 
 
 def test_a_pipeline_with_another_normalisation_is_not_compiled(models) -> None:

@@ -238,8 +238,13 @@ def test_the_second_view_also_masks_groups_named_by_an_adjective_and_a_word_for_
              f"gay {g} and blacks", "gypsies deserve respect"]  # fmt: skip
     assert model_input(texts) == first
     # An adjective alone, or before a word that is not about people, is not a group; nor are egg whites.
-    kept = ["that is so gay", "black coffee and white noise", "beat the egg whites", "a blind spot", "native speakers"]
+    kept = ["that is so gay", "black coffee and white noise", "beat the egg whites", "a blind spot", "native speakers",
+            "kill the gypsy moths", "roma tomatoes", "russian folk songs", "white kid gloves", "homosexual acts",
+            "latino music", "the brown family next door"]  # fmt: skip
     assert model_input_v2(kept) == kept
+    # Words for people after an adjective, and the joined forms people write as one word or a hashtag.
+    named = ["roma people", "gypsy families", "black kids", "i hate transwomen", "#transpeople", "latinos"]
+    assert model_input_v2(named) == [g, g, g, f"i hate {g}", f"#{g}", g]
 
 
 # Texts made of group words and what can join them into phrases, or cut them apart.
