@@ -240,10 +240,12 @@ def test_the_second_view_also_masks_groups_named_by_an_adjective_and_a_word_for_
     # An adjective alone, or before a word that is not about people, is not a group; nor are egg whites.
     kept = ["that is so gay", "black coffee and white noise", "beat the egg whites", "a blind spot", "native speakers",
             "kill the gypsy moths", "roma tomatoes", "russian folk songs", "white kid gloves", "homosexual acts",
-            "latino music", "the brown family next door"]  # fmt: skip
+            "latino music", "the brown family next door", "get the brown kids out of my garden",
+            "the irish community centre is a dump", "the polish family doctor", "italian man bags",
+            "snow-blind people", "tone-deaf people", "a chinese-made phone"]  # fmt: skip
     assert model_input_v2(kept) == kept
     # Words for people after an adjective, and the joined forms people write as one word or a hashtag.
-    named = ["roma people", "gypsy families", "black kids", "i hate transwomen", "#transpeople", "latinos"]
+    named = ["roma people", "gypsy families", "black women", "i hate transwomen", "#transpeople", "latinos"]
     assert model_input_v2(named) == [g, g, g, f"i hate {g}", f"#{g}", g]
 
 
@@ -258,3 +260,15 @@ _PIECES = st.lists(
 def test_group_names_are_masked_in_a_batch_as_in_each_text_alone(texts: list[str]) -> None:
     assert model_input(texts) == [model_input([t])[0] for t in texts]
     assert model_input_v2(texts) == [model_input_v2([t])[0] for t in texts]
+
+
+def test_a_view_models_were_trained_on_is_frozen() -> None:
+    # A scorer records the index of its model's view (compiled.py); if what that index does changes, every model
+    # trained on it is silently scored on text it never saw. Change a view only before any model is trained on it;
+    # after that, add a new one to VIEWS.
+    import hashlib
+
+    from moderation import text
+
+    fingerprints = [hashlib.sha256(p.pattern.encode()).hexdigest()[:16] for p in (text._GROUP_NAME, text._GROUP_NAME_2)]
+    assert fingerprints == ["99652009865d2e1d", "a72150d75c1e88f9"]
