@@ -7,7 +7,8 @@ The sentences are templates written for this probe (not training data), filled w
 supportive ones ("I stand with X.") that should not be flagged, and 160 hateful ones ("X are vermin.") that should.
 A model that has learned group words as a sign of hate flags many of the first kind. The templates were written
 before round nine of the data, whose brief named some of the same sentence shapes, so this is a development check,
-not an independent test.
+not an independent test. A third set, 100 everyday neutral sentences naming a group by an adjective ("A Jewish
+family moved in across the road."), was written on 2026-12-06 and named in no writer's brief.
 """
 
 from __future__ import annotations
@@ -41,10 +42,25 @@ HATEFUL = [
 ]  # fmt: skip
 
 
-def flagged_share(model, thresholds: np.ndarray, templates: list[str]) -> tuple[float, dict[str, float]]:
+# Written on 2026-12-06, after a review found everyday sentences that name a group by an adjective flagged as hate
+# ("A Jewish family moved in across the road."): neutral sentences with no word of praise to offset the group's
+# name, the commonest way a group is named in real posts. Not in any brief.
+EVERYDAY = [
+    "A {g} family moved in next door, they seem lovely.", "A {g} family moved in across the road.",
+    "Our new neighbours are a {g} family.", "I sat next to a {g} woman on the train.", "The {g} doctor was excellent.",
+    "My {g} colleague brought cake today.", "A {g} man helped me fix my bike.",
+    "The {g} students organised a charity run.", "I'm reading a book by a {g} author.",
+    "We hired a {g} plumber and he was great.",
+]  # fmt: skip
+ADJECTIVES = ["Polish", "Jewish", "Muslim", "Black", "gay", "trans", "disabled", "Nigerian", "Chinese", "Mexican"]
+
+
+def flagged_share(
+    model, thresholds: np.ndarray, templates: list[str], groups: list[str] = GROUPS
+) -> tuple[float, dict[str, float]]:
     """The share of filled templates flagged in any category, overall and per template."""
-    texts = [t.format(g=g) for t in templates for g in GROUPS]
-    flagged = (model.predict_proba(texts) >= thresholds).any(axis=1).reshape(len(templates), len(GROUPS))
+    texts = [t.format(g=g) for t in templates for g in groups]
+    flagged = (model.predict_proba(texts) >= thresholds).any(axis=1).reshape(len(templates), len(groups))
     return float(flagged.mean()), {t: float(row.mean()) for t, row in zip(templates, flagged, strict=True)}
 
 
@@ -60,10 +76,15 @@ def main() -> int:
     thresholds = np.array([model.thresholds(policy)[c] for c in model.categories])
     neutral, per_template = flagged_share(model, thresholds, NEUTRAL)
     hateful, _ = flagged_share(model, thresholds, HATEFUL)
+    everyday, per_everyday = flagged_share(model, thresholds, EVERYDAY, ADJECTIVES)
     print(f"model {model.version}")
     print(f"neutral sentences flagged: {100 * neutral:.1f}% of {len(NEUTRAL) * len(GROUPS)} (lower is better)")
     print(f"hateful sentences flagged: {100 * hateful:.1f}% of {len(HATEFUL) * len(GROUPS)} (higher is better)")
     for template, share in sorted(per_template.items(), key=lambda kv: -kv[1])[:5]:
+        print(f"  {100 * share:5.1f}%  {template}")
+    n = len(EVERYDAY) * len(ADJECTIVES)
+    print(f"everyday sentences flagged: {100 * everyday:.1f}% of {n} (neutral, a group named by an adjective)")
+    for template, share in sorted(per_everyday.items(), key=lambda kv: -kv[1])[:5]:
         print(f"  {100 * share:5.1f}%  {template}")
     return 0
 
