@@ -8,7 +8,9 @@ supportive ones ("I stand with X.") that should not be flagged, and 160 hateful 
 A model that has learned group words as a sign of hate flags many of the first kind. The templates were written
 before round nine of the data, whose brief named some of the same sentence shapes, so this is a development check,
 not an independent test. A third set, 100 everyday neutral sentences naming a group by an adjective ("A Jewish
-family moved in across the road."), was written on 2026-12-06 and named in no writer's brief.
+family moved in across the road."), was written on 2026-12-06 after a review found such sentences flagged; a
+fourth, 100 more in other situations ("The Polish nurse took my blood pressure."), before any training sentence was
+written to fix them. Neither was named in a writer's brief.
 """
 
 from __future__ import annotations
@@ -52,6 +54,16 @@ EVERYDAY = [
     "The {g} students organised a charity run.", "I'm reading a book by a {g} author.",
     "We hired a {g} plumber and he was great.",
 ]  # fmt: skip
+# Written the same day before any sentence was written to fix that, in other situations, and named in no brief: the
+# independent half of the check.
+ELSEWHERE = [
+    "The {g} couple at the next table ordered the same dish as us.",
+    "A {g} girl won the spelling bee at my son's school.",
+    "Two {g} guys were fixing the road outside this morning.", "The {g} nurse took my blood pressure.",
+    "A {g} teenager was busking outside the station.", "The new {g} teacher starts on Monday.",
+    "I bought a sofa from a {g} seller on Facebook.", "The {g} lady at the post office weighed my parcel.",
+    "A {g} student asked me for directions.", "Our taxi driver was a {g} man from the north.",
+]  # fmt: skip
 ADJECTIVES = ["Polish", "Jewish", "Muslim", "Black", "gay", "trans", "disabled", "Nigerian", "Chinese", "Mexican"]
 
 
@@ -77,6 +89,7 @@ def main() -> int:
     neutral, per_template = flagged_share(model, thresholds, NEUTRAL)
     hateful, _ = flagged_share(model, thresholds, HATEFUL)
     everyday, per_everyday = flagged_share(model, thresholds, EVERYDAY, ADJECTIVES)
+    elsewhere, _ = flagged_share(model, thresholds, ELSEWHERE, ADJECTIVES)
     print(f"model {model.version}")
     print(f"neutral sentences flagged: {100 * neutral:.1f}% of {len(NEUTRAL) * len(GROUPS)} (lower is better)")
     print(f"hateful sentences flagged: {100 * hateful:.1f}% of {len(HATEFUL) * len(GROUPS)} (higher is better)")
@@ -86,6 +99,8 @@ def main() -> int:
     print(f"everyday sentences flagged: {100 * everyday:.1f}% of {n} (neutral, a group named by an adjective)")
     for template, share in sorted(per_everyday.items(), key=lambda kv: -kv[1])[:5]:
         print(f"  {100 * share:5.1f}%  {template}")
+    n = len(ELSEWHERE) * len(ADJECTIVES)
+    print(f"elsewhere sentences flagged: {100 * elsewhere:.1f}% of {n} (the same, other situations, written before)")
     return 0
 
 
