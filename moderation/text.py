@@ -595,15 +595,16 @@ def _alternation(words: Iterable[str]) -> str:
     return pattern(trie)
 
 
-# Phrases are matched with one space or hyphen between their words: normalised text has single spaces.
-_GROUP_NAME = re.compile(rf"\b{_alternation(GROUP_NAMES)}\b")
-# A phrase is not masked when its last word starts a compound ("the Irish community centre", "the family doctor",
-# "man flu"), nor is anything inside a hyphenated word ("snow-blind people", "Chinese-made"): a group is named by
-# the phrase alone.
+# What each view masks. Both are frozen once a model is trained on them (tests/test_text.py fingerprints them).
+_GROUPS_V1 = re.compile(rf"\b{_alternation(GROUP_NAMES)}\b")
+# A phrase's words are matched with one space or hyphen between them (normalised text has single spaces). A phrase
+# is not masked when its last word starts a compound ("the Irish community centre", "the family doctor", "man flu"),
+# nor is anything inside a hyphenated word ("snow-blind people", "Chinese-made"): a group is named by the phrase
+# alone.
 _COMPOUND_HEADS = """centre center centres centers college colleges hall halls garden gardens doctor doctors business
     businesses home homes car cars restaurant restaurants bag bags flu cave band bands care carrier seat seats menu
     room rooms house houses name names tree trees values law lawyer court"""
-_GROUP_NAME_2 = re.compile(
+_GROUPS_V2 = re.compile(
     r"(?<![\w-])(?:"
     + _alternation(GROUP_PHRASES)
     + rf"(?![ -](?:{'|'.join(_COMPOUND_HEADS.split())})\b)|"
@@ -621,7 +622,7 @@ def mask_groups(normalized: list[str], *, phrases: bool = True) -> list[str]:
     """
     if not normalized:
         return []
-    pattern = _GROUP_NAME_2 if phrases else _GROUP_NAME
+    pattern = _GROUPS_V2 if phrases else _GROUPS_V1
     return pattern.sub(GROUP_TOKEN, "\n".join(normalized)).split("\n")
 
 
