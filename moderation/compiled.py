@@ -2,7 +2,8 @@
 
 scikit-learn's vectorisers build every word and character n-gram of every sentence as a Python string and look
 each up in a dict. Here the same features are found for a whole batch at once with numpy: character n-grams as
-rolling hashes of code points, word bigrams as pairs of unigram ids, both looked up in open-addressing hash tables.
+rolling hashes of code points, word bigrams (and pairs of words one apart) as pairs of unigram ids, all looked up in
+open-addressing hash tables.
 Since a feature's value is its count x IDF / sqrt(known n-grams) (features.py), a sentence's logit is a sum over
 its n-grams of IDF x coefficient, scaled once: no grouping of n-grams by sentence. The scores equal the pipeline's
 (`tests/test_compiled.py` checks it), and the arrays load from an .npz file without pickle, so scoring runs no code
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import re
 import threading
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +22,11 @@ import numpy as np
 from .text import VIEWS, WORD_TOKEN
 
 # 1: L2-normalised TF-IDF (scored by scikit-learn since); 2: ScaledNgrams; 3: and whether group names are masked;
-# 4: which view of the text (text.VIEWS) the model was trained on. Code that knows only an older format leaves a newer
-# scorer to the pipeline (which it then cannot unpickle, a clear error), rather than scoring a model on a view of the
-# text it was not trained on.
-FORMAT = 4
-_READABLE = (2, 3, 4)
+# 4: which view of the text (text.VIEWS) the model was trained on; 5: and pairs of words one word apart. Code that
+# knows only an older format leaves a newer scorer to the pipeline (which it then cannot unpickle, a clear error),
+# rather than scoring a model on a view of the text it was not trained on.
+FORMAT = 5
+_READABLE = (2, 3, 4, 5)
 _MASK = (1 << 64) - 1
 _PRIME = 0x100000001B3  # FNV-1a's 64-bit prime: odd, so multiplying mixes every bit of the code points
 _FIBONACCI = np.uint64(0x9E3779B97F4A7C15)  # 2**64 / golden ratio: spreads any key's bits into a table slot
@@ -122,6 +123,9 @@ class CompiledModel:
     char_coef: np.ndarray
     intercept: np.ndarray
     view: int = 0  # the view of the text the model was trained on, an index into text.VIEWS (0: nothing masked)
+    # Pairs of words with one word between them ("be … shot"), coded as bigrams are; none before format 5.
+    skip_codes: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint64))
+    skip_feature: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
 
     def __post_init__(self) -> None:
         # Derived once per load: what scoring looks up. A token's rank is -1 if unknown, -2 for the batch separator.
@@ -129,7 +133,10 @@ class CompiledModel:
         tokens["\n"] = -2
         set_ = object.__setattr__
         set_(self, "_tokens", tokens)
-        set_(self, "_bigrams", HashIndex(self.bigram_codes, self.bigram_feature))
+        # Both kinds of word pair in one table (one lookup for a batch): pairs one apart are coded after all bigrams.
+        n_ranks = len(self.unigram_feature)
+        pair_codes = np.concatenate([self.bigram_codes, self.skip_codes + np.uint64(n_ranks * n_ranks)])
+        set_(self, "_pairs", HashIndex(pair_codes, np.concatenate([self.bigram_feature, self.skip_feature])))
         set_(self, "_chars", HashIndex(np.concatenate(self.char_keys), np.concatenate(self.char_feature)))
         # IDF x coefficient, a row per category (contiguous, for gathering one category at a time).
         set_(self, "_word_weight", np.ascontiguousarray((self.word_idf[:, None] * self.word_coef).T))
@@ -160,12 +167,14 @@ class CompiledModel:
             raise NotCompilable(f"unexpected pipeline: {e}") from None
         if view not in VIEWS:
             raise NotCompilable(f"unknown normalisation {getattr(view, '__name__', view)!r}")
-        from .features import ScaledNgrams  # scikit-learn: imported only to compile, never to score
+        from .features import SKIPPED, ScaledNgrams  # scikit-learn: imported only to compile, never to score
 
         for v in (word, char):
             if not isinstance(v, ScaledNgrams):
                 raise NotCompilable(f"features of type {type(v).__name__}, expected ScaledNgrams")
         _expect(word, analyzer="word", ngram_range=(1, 2))
+        if word.skips not in (0, 1):
+            raise NotCompilable(f"word pairs up to {word.skips} words apart, expected at most 1")
         _expect(char, analyzer="char_wb")
         if pipeline.named_steps["classify"].label_binarizer_.y_type_ == "binary":
             raise NotCompilable("single-category pipelines are scored by scikit-learn")
@@ -176,12 +185,15 @@ class CompiledModel:
         unigram_items = sorted((t, i) for t, i in word.vocabulary_.items() if " " not in t)
         unigrams = {t: rank for rank, (t, _) in enumerate(unigram_items)}
         n_ranks = len(unigrams)
-        codes, bigram_feature = [], []
+        pairs: dict[int, tuple[list[int], list[int]]] = {1: ([], []), 2: ([], [])}  # by distance: codes, features
         for gram, i in word.vocabulary_.items():
             if " " in gram:
-                a, b = gram.split(" ")
+                a, *between, b = gram.split(" ")
+                if between not in ([], [SKIPPED]):
+                    raise NotCompilable(f"unexpected word feature {gram!r}")
+                codes, feature = pairs[len(between) + 1]
                 codes.append(unigrams[a] * n_ranks + unigrams[b])  # both are in the vocabulary: same min_df
-                bigram_feature.append(i)
+                feature.append(i)
         min_n, max_n = char.ngram_range
         keys: list[list[int]] = [[] for _ in range(min_n, max_n + 1)]
         feats: list[list[int]] = [[] for _ in range(min_n, max_n + 1)]
@@ -193,8 +205,8 @@ class CompiledModel:
         return cls(
             unigrams=unigrams,
             unigram_feature=np.array([i for _, i in unigram_items], dtype=np.int64),
-            bigram_codes=np.array(codes, dtype=np.uint64),
-            bigram_feature=np.array(bigram_feature, dtype=np.int32),
+            bigram_codes=np.array(pairs[1][0], dtype=np.uint64),
+            bigram_feature=np.array(pairs[1][1], dtype=np.int32),
             word_idf=word.idf_.astype(np.float64),
             char_keys=tuple(np.array(k, dtype=np.uint64) for k in keys),
             char_feature=tuple(np.array(f, dtype=np.int32) for f in feats),
@@ -204,6 +216,8 @@ class CompiledModel:
             char_coef=coef[n_word:],
             intercept=intercept,
             view=VIEWS.index(view),
+            skip_codes=np.array(pairs[2][0], dtype=np.uint64),
+            skip_feature=np.array(pairs[2][1], dtype=np.int32),
         )
 
     # --- storage -------------------------------------------------------------------------------------------------
@@ -222,6 +236,8 @@ class CompiledModel:
             "char_coef": self.char_coef,
             "intercept": self.intercept,
             "view": np.array(self.view),
+            "skip_codes": self.skip_codes,
+            "skip_feature": self.skip_feature,
         }
         for n, (k, f) in enumerate(zip(self.char_keys, self.char_feature, strict=True)):
             arrays[f"char_keys_{n}"], arrays[f"char_feature_{n}"] = k, f
@@ -236,6 +252,7 @@ class CompiledModel:
                 return None
             lengths = sum(1 for name in z.files if name.startswith("char_keys_"))
             tokens = z["unigram_tokens"].tolist()
+            skips = {"skip_codes": z["skip_codes"], "skip_feature": z["skip_feature"]} if int(z["format"]) >= 5 else {}
             return cls(
                 unigrams={t: i for i, t in enumerate(tokens)},
                 unigram_feature=z["unigram_feature"],
@@ -250,6 +267,7 @@ class CompiledModel:
                 char_coef=z["char_coef"],
                 intercept=z["intercept"],
                 view=_view(z),
+                **skips,
             )
 
     # --- scoring -------------------------------------------------------------------------------------------------
@@ -271,12 +289,17 @@ class CompiledModel:
         doc_of = np.cumsum(ranks == -2)
         known = ranks >= 0
         unigram_docs, unigram_feats = doc_of[known], self.unigram_feature[ranks[known]]
-        both = known[1:] & known[:-1]  # a separator between two documents is never known: no bigram crosses it
-        codes = (ranks[:-1][both] * len(self.unigram_feature) + ranks[1:][both]).astype(np.uint64)
-        bigram_feats = self._bigrams.get(codes)
-        found = bigram_feats >= 0
-        docs_of = np.concatenate([unigram_docs, doc_of[1:][both][found]])
-        feats = np.concatenate([unigram_feats, bigram_feats[found]])
+        n_ranks = len(self.unigram_feature)
+        near = known[1:] & known[:-1]  # a separator between two documents is never known: no bigram crosses it
+        codes, pair_docs = [ranks[:-1][near] * n_ranks + ranks[1:][near]], [doc_of[1:][near]]
+        if len(self.skip_codes):
+            apart = known[2:] & known[:-2] & (doc_of[2:] == doc_of[:-2])  # nor a pair one word apart
+            codes.append(ranks[:-2][apart] * n_ranks + ranks[2:][apart] + n_ranks * n_ranks)
+            pair_docs.append(doc_of[2:][apart])
+        pair_feats = self._pairs.get(np.concatenate(codes).astype(np.uint64))
+        found = pair_feats >= 0
+        docs_of = np.concatenate([unigram_docs, np.concatenate(pair_docs)[found]])
+        feats = np.concatenate([unigram_feats, pair_feats[found]])
         return _scaled_sums(len(docs), docs_of, feats, self._word_weight)
 
     def _char_scores(self, docs: list[str]) -> np.ndarray:

@@ -8,6 +8,9 @@ whole batch without grouping n-grams by sentence.
 
 from __future__ import annotations
 
+import re
+from functools import partial
+
 import numpy as np
 from scipy import sparse
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -16,27 +19,54 @@ from sklearn.utils.validation import check_is_fitted
 
 from .text import WORD_TOKEN
 
+#: What stands for the skipped word in the name of a word pair ("should … shot"): never part of a token.
+SKIPPED = "…"
+_TOKEN = re.compile(WORD_TOKEN)
+
+
+def word_ngrams_and_pairs(text: str, n: int, skips: int) -> list[str]:
+    """Word n-grams of length 1 to `n`, and pairs of words with one to `skips` words between them ("be … shot")."""
+    tokens = _TOKEN.findall(text)
+    grams = [" ".join(tokens[i : i + k]) for k in range(1, n + 1) for i in range(len(tokens) - k + 1)]
+    for gap in range(1, skips + 1):
+        grams += [f"{a} {' '.join([SKIPPED] * gap)} {b}" for a, b in zip(tokens, tokens[gap + 1 :], strict=False)]
+    return grams
+
 
 class ScaledNgrams(TransformerMixin, BaseEstimator):
     """N-gram counts x smoothed IDF / sqrt(number of known n-grams in the text), as a sparse matrix.
 
     `analyzer` is "word" (tokens of `WORD_TOKEN`) or "char_wb" (character n-grams inside white-space separated
-    words, padded with a space), as in CountVectorizer; texts are taken as given (no lower-casing).
+    words, padded with a space), as in CountVectorizer; texts are taken as given (no lower-casing). With `skips`,
+    word features include pairs of words with up to that many words between them.
     """
 
-    def __init__(self, analyzer: str = "word", ngram_range: tuple[int, int] = (1, 1), min_df: int = 2) -> None:
+    def __init__(
+        self, analyzer: str = "word", ngram_range: tuple[int, int] = (1, 1), min_df: int = 2, skips: int = 0
+    ) -> None:
         self.analyzer = analyzer
         self.ngram_range = ngram_range
         self.min_df = min_df
+        self.skips = skips
+
+    def __setstate__(self, state: dict) -> None:
+        # Models pickled before `skips` existed had none.
+        super().__setstate__({"skips": 0, **state})
 
     def fit(self, texts, y=None) -> ScaledNgrams:
         self.fit_transform(texts)
         return self
 
     def fit_transform(self, texts, y=None) -> sparse.csr_matrix:
+        analyzer = self.analyzer
+        if self.skips:
+            if self.analyzer != "word" or self.ngram_range[0] != 1:
+                raise ValueError("word pairs (skips) need the word analyzer and n-grams from length 1")
+            # The n-grams CountVectorizer's word analyser builds (no stop words, no lower-casing), and the pairs.
+            analyzer = partial(word_ngrams_and_pairs, n=self.ngram_range[1], skips=self.skips)
         self.vectorizer_ = CountVectorizer(
-            analyzer=self.analyzer, ngram_range=self.ngram_range, min_df=self.min_df, lowercase=False,
-            token_pattern=WORD_TOKEN if self.analyzer == "word" else None, dtype=np.float64,
+            analyzer=analyzer, ngram_range=(1, 1) if self.skips else self.ngram_range, min_df=self.min_df,
+            lowercase=False, token_pattern=WORD_TOKEN if analyzer == "word" else None, dtype=np.float64,
         )  # fmt: skip
         counts = self.vectorizer_.fit_transform(texts).tocsr()
         document_frequency = np.bincount(counts.indices, minlength=counts.shape[1])

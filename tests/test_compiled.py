@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import pickle
 import sys
@@ -15,6 +16,7 @@ from sklearn.preprocessing import FunctionTransformer
 
 from moderation.compiled import CompiledModel, HashIndex, NotCompilable
 from moderation.errors import ModelError
+from moderation.features import SKIPPED
 from moderation.model import SCORER_FILE, load_model, sha256_file
 from moderation.registry import resolve
 from moderation.text import VIEWS, model_input, model_input_v2, normalize_many
@@ -35,8 +37,34 @@ EDGE_CASES = ["", " ", "a", "k1ll", "I", "a b c d", "ÿ ü 🚀", "x" * 300, "on
 
 def test_compiled_scores_equal_the_pipeline(models) -> None:
     model, pipeline = models
+    assert len(model.compiled.skip_codes) and len(model.compiled.bigram_codes)  # every kind of feature is compared
     texts = [t for t, _ in SMALL_SET] + EDGE_CASES
     assert np.allclose(model.compiled.predict_proba(texts), positive_proba(pipeline, texts), atol=1e-6)
+
+
+def _without_pairs(compiled: CompiledModel) -> CompiledModel:
+    return dataclasses.replace(compiled, skip_codes=np.zeros(0, np.uint64), skip_feature=np.zeros(0, np.int32))
+
+
+def test_no_word_pair_straddles_two_sentences_of_a_batch(models) -> None:
+    model, pipeline = models
+    vocabulary = pipeline.named_steps["features"].transformer_list[0][1].vocabulary_
+    pairs = [gram.split(f" {SKIPPED} ") for gram in vocabulary if SKIPPED in gram]
+    texts = [text for a, b in pairs for text in (a, b)]  # batched as "a\nb": one apart, in two sentences
+    assert np.allclose(model.compiled.predict_proba(texts), positive_proba(pipeline, texts), atol=1e-6)
+    joined = [f"{a} zzz {b}" for a, b in pairs]  # one sentence: the pair counts
+    assert np.allclose(model.compiled.predict_proba(joined), positive_proba(pipeline, joined), atol=1e-6)
+    unpaired = _without_pairs(model.compiled)
+    assert not np.allclose(unpaired.predict_proba(joined), model.compiled.predict_proba(joined), atol=1e-6)
+    assert np.allclose(unpaired.predict_proba(texts), model.compiled.predict_proba(texts), atol=1e-9)
+
+
+def test_word_pairs_further_apart_are_not_compiled(models) -> None:
+    _, pipeline = models
+    other = copy.deepcopy(pipeline)
+    other.named_steps["features"].transformer_list[0][1].skips = 2
+    with pytest.raises(NotCompilable, match="apart"):
+        CompiledModel.from_pipeline(other)
 
 
 @settings(max_examples=200, deadline=None)
@@ -162,6 +190,21 @@ def test_a_scorer_of_an_older_format_is_left_to_the_pipeline(models_dir: Path, t
     model = load_model(copy)
     texts = [t for t, _ in SMALL_SET]
     assert np.allclose(model.predict_proba(texts), positive_proba(model.pipeline, texts), atol=1e-6)
+
+
+def test_a_scorer_saved_before_word_pairs_loads_without_them(models, tmp_path: Path) -> None:
+    model, _ = models
+    path = tmp_path / "format4.npz"
+    model.compiled.save(path)
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {name: z[name] for name in z.files if not name.startswith("skip_")}
+    with path.open("wb") as f:
+        np.savez(f, **arrays | {"format": np.array(4)})
+    loaded = CompiledModel.load(path)
+    assert len(loaded.skip_codes) == 0 and loaded.view == model.compiled.view
+    texts = [t for t, _ in SMALL_SET]
+    unpaired = _without_pairs(model.compiled)
+    assert np.allclose(loaded.predict_proba(texts), unpaired.predict_proba(texts), atol=1e-12)
 
 
 GROUP_TEXTS = ["immigrants are vermin and must go", "women are too stupid to vote", "I love Sikhs", "gay men are sick"]

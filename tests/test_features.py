@@ -5,7 +5,7 @@ import pytest
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
-from moderation.features import ScaledNgrams
+from moderation.features import SKIPPED, ScaledNgrams, word_ngrams_and_pairs
 
 TEXTS = ["kill kill the process", "the cat sat", "kill the cat", "a dog"]
 
@@ -39,3 +39,30 @@ def test_it_follows_scikit_learn_conventions() -> None:
     assert fitted is features
     assert list(features.get_feature_names_out()) == sorted(features.vocabulary_, key=features.vocabulary_.get)
     assert np.allclose(features.transform(TEXTS).toarray(), features.fit_transform(TEXTS).toarray())
+
+
+def test_word_pairs_one_apart_join_the_word_ngrams() -> None:
+    plain = ScaledNgrams(analyzer="word", ngram_range=(1, 2), min_df=1).fit(TEXTS)
+    paired = ScaledNgrams(analyzer="word", ngram_range=(1, 2), min_df=1, skips=1).fit(TEXTS)
+    added = set(paired.vocabulary_) - set(plain.vocabulary_)
+    assert set(plain.vocabulary_) <= set(paired.vocabulary_)  # the same n-grams as scikit-learn's word analyser
+    assert added == {"kill … the", "kill … process", "the … sat", "kill … cat"}
+    assert f"a {SKIPPED} b" in word_ngrams_and_pairs("a x b", n=1, skips=1)
+    assert word_ngrams_and_pairs("a x y b", n=1, skips=2)[-1] == f"a {SKIPPED} {SKIPPED} b"
+
+
+def test_word_pairs_need_the_word_analyser() -> None:
+    with pytest.raises(ValueError, match="word analyzer"):
+        ScaledNgrams(analyzer="char_wb", ngram_range=(2, 4), skips=1).fit(TEXTS)
+    with pytest.raises(ValueError, match="word analyzer"):
+        ScaledNgrams(analyzer="word", ngram_range=(2, 2), skips=1).fit(TEXTS)
+
+
+def test_features_pickled_before_word_pairs_load_without_them() -> None:
+    features = ScaledNgrams(analyzer="word", ngram_range=(1, 2), min_df=1).fit(TEXTS)
+    state = features.__getstate__()
+    del state["skips"]  # as pickles made before the parameter existed
+    old = ScaledNgrams.__new__(ScaledNgrams)
+    old.__setstate__(state)
+    assert old.skips == 0 and old.get_params()["skips"] == 0
+    assert np.allclose(old.transform(TEXTS).toarray(), features.transform(TEXTS).toarray())
