@@ -24,7 +24,7 @@ from .errors import ModelError
 from .features import ScaledNgrams
 from .model import CARD_FORMAT, Model
 from .policy import Policy
-from .text import model_input_v2
+from .text import model_input_v3
 
 
 def build_pipeline(c: float = 8.0, seed: int = 0) -> Pipeline:
@@ -37,7 +37,7 @@ def build_pipeline(c: float = 8.0, seed: int = 0) -> Pipeline:
     classifier = LogisticRegression(C=c, solver="liblinear", max_iter=1000, random_state=seed)
     return Pipeline(
         [
-            ("normalize", FunctionTransformer(model_input_v2)),
+            ("normalize", FunctionTransformer(model_input_v3)),
             ("features", FeatureUnion([("word", words), ("char", chars)])),
             ("classify", OneVsRestClassifier(classifier)),
         ]

@@ -19,7 +19,7 @@ from moderation.errors import ModelError
 from moderation.features import SKIPPED
 from moderation.model import SCORER_FILE, load_model, sha256_file
 from moderation.registry import resolve
-from moderation.text import VIEWS, model_input, model_input_v2, normalize_many
+from moderation.text import VIEWS, model_input, model_input_v2, model_input_v3, normalize_many
 from moderation.training import positive_proba
 
 from .conftest import SMALL_SET, copy_version
@@ -207,7 +207,8 @@ def test_a_scorer_saved_before_word_pairs_loads_without_them(models, tmp_path: P
     assert np.allclose(loaded.predict_proba(texts), unpaired.predict_proba(texts), atol=1e-12)
 
 
-GROUP_TEXTS = ["immigrants are vermin and must go", "women are too stupid to vote", "I love Sikhs", "gay men are sick"]
+GROUP_TEXTS = ["immigrants are vermin and must go", "women are too stupid to vote", "I love Sikhs", "gay men are sick",
+               "gay and trans people are sick"]  # fmt: skip
 
 
 def _saved_as(compiled: CompiledModel, path: Path, fmt: int, **fields: np.ndarray) -> Path:
@@ -224,14 +225,15 @@ def _saved_as(compiled: CompiledModel, path: Path, fmt: int, **fields: np.ndarra
 def test_a_model_is_scored_on_the_view_it_was_trained_on(models) -> None:
     _, pipeline = models
     compiled = CompiledModel.from_pipeline(pipeline)
-    assert VIEWS[compiled.view] is model_input_v2  # what training uses today
+    assert VIEWS[compiled.view] is model_input_v3  # what training uses today
     assert np.allclose(compiled.predict_proba(GROUP_TEXTS), positive_proba(pipeline, GROUP_TEXTS), atol=1e-6)
 
 
-@pytest.mark.parametrize("view", [normalize_many, model_input])
+@pytest.mark.parametrize("view", [normalize_many, model_input, model_input_v2])
 def test_a_model_trained_on_an_older_view_is_scored_as_it_was_trained(models, view, tmp_path: Path) -> None:
     # Models trained before 2026-12-06 saw group names (their pickles name normalize_many, their scorers have no
-    # flag: format 2); those trained on that day saw nouns masked, not phrases (model_input; format 3, a flag).
+    # flag: format 2); those trained on that day saw nouns masked, not phrases (model_input; format 3, a flag), then
+    # phrases, not adjectives joined to them (model_input_v2; format 4, the view's index).
     _, pipeline = models
     old = copy.deepcopy(pipeline)
     old.steps[0] = ("normalize", FunctionTransformer(view))
@@ -241,6 +243,8 @@ def test_a_model_trained_on_an_older_view_is_scored_as_it_was_trained(models, vi
     assert not np.allclose(compiled.predict_proba(GROUP_TEXTS), positive_proba(pipeline, GROUP_TEXTS), atol=1e-3)
     compiled.save(tmp_path / "saved.npz")
     assert CompiledModel.load(tmp_path / "saved.npz").view == compiled.view
+    if view is model_input_v2:
+        return  # scorers of formats 2 and 3 were saved before it
     masked = np.array(view is model_input)
     stored = _saved_as(compiled, tmp_path / "format3.npz", 3, masks_groups=masked)
     assert VIEWS[CompiledModel.load(stored).view] is view
