@@ -157,7 +157,7 @@ class CompiledModel:
 
     @classmethod
     def from_pipeline(cls, pipeline) -> CompiledModel:
-        """Compile a fitted `moderation.model.build_pipeline()`; NotCompilable if it has another shape."""
+        """Compile a fitted `moderation.training.build_pipeline()`; NotCompilable if it has another shape."""
         try:
             features = dict(pipeline.named_steps["features"].transformer_list)
             word, char = features["word"], features["char"]

@@ -27,12 +27,13 @@ from .policy import Policy
 from .text import model_input_v3
 
 
-def build_pipeline(c: float = 8.0, seed: int = 0) -> Pipeline:
-    """An untrained pipeline: raw sentences in, one probability per category out."""
+def build_pipeline(c: float = 8.0, seed: int = 0, pairs: bool = True) -> Pipeline:
+    """An untrained pipeline: raw sentences in, one probability per category out; `pairs=False` leaves out the pairs
+    of words one word apart (the pipeline before them, for comparison)."""
     # Character n-grams inside word boundaries carry what survives obfuscation that normalisation did not fold
     # ("kil", "murd"); word n-grams carry context such as negation and "the process", and pairs of words one apart
     # carry it across a word that varies ("should be shot", "should get shot": "should … shot").
-    words = ScaledNgrams(analyzer="word", ngram_range=(1, 2), min_df=2, skips=1)
+    words = ScaledNgrams(analyzer="word", ngram_range=(1, 2), min_df=2, skips=int(pairs))
     chars = ScaledNgrams(analyzer="char_wb", ngram_range=(2, 5), min_df=2)
     classifier = LogisticRegression(C=c, solver="liblinear", max_iter=1000, random_state=seed)
     return Pipeline(

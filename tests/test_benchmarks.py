@@ -53,6 +53,20 @@ def test_tweeteval_reports_each_task_and_the_shipped_model(tmp_path: Path) -> No
     assert len(shipped) == 1 and float(shipped[0].split()[3]) > 50  # test macro-F1 of the shipped model on these
 
 
+def test_tweeteval_trains_the_pipeline_without_word_pairs_when_asked(tmp_path: Path) -> None:
+    for task in ("hate", "offensive"):
+        folder = tmp_path / "data" / "tweeteval" / task
+        folder.mkdir(parents=True)
+        for split in ("train", "val", "test"):
+            (folder / f"{split}_text.txt").write_text("".join(f"@user {t}\n" for t, _ in POSTS), encoding="utf-8")
+            (folder / f"{split}_labels.txt").write_text("".join(f"{y}\n" for _, y in POSTS), encoding="utf-8")
+    for flag, said in (["--without-pairs"], "without word pairs"), ([], "with word pairs"):
+        done = run("--shared", str(tmp_path), "--c", "1", *flag)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.splitlines()[0].endswith(said)
+        assert len([line for line in done.stdout.splitlines() if line.startswith(("hate ", "offensive "))]) == 4
+
+
 def test_the_c_compared_with_the_published_table_is_chosen_on_val_not_on_test() -> None:
     spec = importlib.util.spec_from_file_location("tweeteval", TWEETEVAL)
     tweeteval = importlib.util.module_from_spec(spec)

@@ -12,7 +12,7 @@ from moderation.model import MODEL_FILE, SHOWN_GROUP, explain, load_model, save_
 from moderation.policy import load_policy
 from moderation.registry import resolve
 from moderation.text import GROUP_TOKEN
-from moderation.training import choose_threshold, train
+from moderation.training import build_pipeline, choose_threshold, train
 
 from .conftest import copy_version
 
@@ -78,6 +78,16 @@ def test_save_never_overwrites(models_dir: Path, tmp_path: Path) -> None:
     save_model(model, tmp_path / "v1")
     with pytest.raises(ModelError, match="never overwritten"):
         save_model(model, tmp_path / "v1")
+
+
+def test_the_pipeline_has_word_pairs_unless_asked_for_the_one_before_them() -> None:
+    texts, y = ["they should be shot", "they should get shot", "the cat sat"] * 2, np.array([[1], [1], [0]] * 2)
+    words = lambda pipeline: dict(pipeline.named_steps["features"].transformer_list)["word"]  # noqa: E731
+    paired = build_pipeline().fit(texts, y)
+    assert "should … shot" in words(paired).vocabulary_
+    unpaired = build_pipeline(pairs=False).fit(texts, y)
+    assert not any("…" in gram for gram in words(unpaired).vocabulary_)
+    assert set(words(unpaired).vocabulary_) < set(words(paired).vocabulary_)
 
 
 def test_choose_threshold_best_f1_and_target_precision() -> None:
