@@ -30,13 +30,18 @@ def test_tweeteval_skips_with_a_reason_where_the_data_is_absent(tmp_path: Path) 
     assert "skipped: TweetEval not found" in done.stderr
 
 
-def test_tweeteval_reports_each_task_and_the_shipped_model(tmp_path: Path) -> None:
+def _fake_tweeteval(shared: Path) -> None:
+    """Both tasks under `shared`, every split the same few posts."""
     for task in ("hate", "offensive"):
-        folder = tmp_path / "data" / "tweeteval" / task
+        folder = shared / "data" / "tweeteval" / task
         folder.mkdir(parents=True)
         for split in ("train", "val", "test"):
             (folder / f"{split}_text.txt").write_text("".join(f"@user {t}\n" for t, _ in POSTS), encoding="utf-8")
             (folder / f"{split}_labels.txt").write_text("".join(f"{y}\n" for _, y in POSTS), encoding="utf-8")
+
+
+def test_tweeteval_reports_each_task_and_the_shipped_model(tmp_path: Path) -> None:
+    _fake_tweeteval(tmp_path)
     done = run("--shared", str(tmp_path), "--c", "0.01,1", "--default-model")
     assert done.returncode == 0, done.stderr
     table, rest = done.stdout.split("C chosen on val")
@@ -54,12 +59,7 @@ def test_tweeteval_reports_each_task_and_the_shipped_model(tmp_path: Path) -> No
 
 
 def test_tweeteval_trains_the_pipeline_without_word_pairs_when_asked(tmp_path: Path) -> None:
-    for task in ("hate", "offensive"):
-        folder = tmp_path / "data" / "tweeteval" / task
-        folder.mkdir(parents=True)
-        for split in ("train", "val", "test"):
-            (folder / f"{split}_text.txt").write_text("".join(f"@user {t}\n" for t, _ in POSTS), encoding="utf-8")
-            (folder / f"{split}_labels.txt").write_text("".join(f"{y}\n" for _, y in POSTS), encoding="utf-8")
+    _fake_tweeteval(tmp_path)
     for flag, said in (["--without-pairs"], "without word pairs"), ([], "with word pairs"):
         done = run("--shared", str(tmp_path), "--c", "1", *flag)
         assert done.returncode == 0, done.stderr
