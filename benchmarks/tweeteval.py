@@ -6,8 +6,8 @@ For each task: fit `moderation.training.build_pipeline` on the train split, choo
 Two further views, each reported on its own rows:
 - `--with-project-data`: the same, with the project's `data/train.jsonl` added to the train split (a sentence
   violating any category of the default policy counts as positive).
-- `--without-pairs`: the pipeline without its pairs of words one word apart, as it was before them (they help on
-  the project's own data and cost a little here: BENCHMARKS.md).
+- `--without-pairs`: the same pipeline without its pairs of words one word apart (they help on the project's own
+  data and cost a little here: BENCHMARKS.md).
 - `--default-model`: the bundled default model as shipped, trained on none of TweetEval, with its own policy
   thresholds (a tweet counts as positive when any sentence of it is flagged in any category): how it does on text
   nobody here wrote. The policy is narrower than either task (profanity and slurs at no one are allowed), so this is

@@ -613,13 +613,19 @@ _GROUPS_V2 = re.compile(
 )
 
 
-# Since the third view (model_input_v3): an adjective joined by "and", "or", "&" or a comma to a masked group ("gay
-# and trans people", "disabled, autistic and deaf people"). The second view masked the last alone, leaving "disabled
-# and <group>", and "We welcome disabled and autistic people." was flagged as hate. ("woman", which the data uses in a
-# hateful sentence three times in ten, was tried too: masked, "a <group>" took on the same weight, no better.)
-_JOINED = r",? (?:and |or |& )?"
-_ADJECTIVE = _alternation(_ADJECTIVES.split())
-_COORDINATED_V3 = re.compile(rf"(?<![\w-]){_ADJECTIVE}(?=(?:{_JOINED}{_ADJECTIVE})*{_JOINED}{GROUP_TOKEN}(?![\w-]))")
+# Since the third view (model_input_v3): an adjective of either list, colours too, in a list that ends in "and", "or"
+# or "&" and a group named by an adjective and a word for people ("gay and trans people", "disabled, autistic and
+# deaf people", "Black and Asian families"). The second view masked the last phrase alone, leaving "disabled and
+# <group>", and "We welcome disabled and autistic people." was flagged as hate. A list must end in a conjunction and
+# such a phrase: "time to polish, boys", "he is deaf and women ignore him" and "gay muslims" are left as the second
+# view leaves them. ("woman", which the data uses in a hateful sentence three times in ten, was tried too: masked,
+# "a <group>" took on the same weight, no better.)
+_LISTED = _alternation([*_ADJECTIVES.split(), *_COLOURS.split()])
+_COORDINATED_V3 = re.compile(
+    rf"(?<![\w-]){_LISTED}(?=(?:, {_LISTED})*,? (?:and|or|&) "
+    + _alternation(GROUP_PHRASES)
+    + rf"(?![ -](?:{'|'.join(_COMPOUND_HEADS.split())})\b)(?![\w-]))"
+)
 
 
 def mask_groups(normalized: list[str], *, phrases: bool = True) -> list[str]:
@@ -649,10 +655,11 @@ def model_input_v2(texts: Iterable[str]) -> list[str]:
 def model_input_v3(texts: Iterable[str]) -> list[str]:
     """The third masked view, of models trained since it was added: as the second, and adjectives joined to a masked
     group ("gay and trans people")."""
-    masked = mask_groups(normalize_many(texts))
-    if not masked:
+    normalized = normalize_many(texts)
+    if not normalized:
         return []
-    return _COORDINATED_V3.sub(GROUP_TOKEN, "\n".join(masked)).split("\n")
+    # The lists first: the phrase that ends one is then masked as the second view masks it.
+    return mask_groups(_COORDINATED_V3.sub(GROUP_TOKEN, "\n".join(normalized)).split("\n"))
 
 
 #: Every view a model can have been trained on, oldest first: a scorer file stores its model's view as an index here.

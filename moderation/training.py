@@ -29,7 +29,7 @@ from .text import model_input_v3
 
 def build_pipeline(c: float = 8.0, seed: int = 0, pairs: bool = True) -> Pipeline:
     """An untrained pipeline: raw sentences in, one probability per category out; `pairs=False` leaves out the pairs
-    of words one word apart (the pipeline before them, for comparison)."""
+    of words one word apart (to measure what they do)."""
     # Character n-grams inside word boundaries carry what survives obfuscation that normalisation did not fold
     # ("kil", "murd"); word n-grams carry context such as negation and "the process", and pairs of words one apart
     # carry it across a word that varies ("should be shot", "should get shot": "should … shot").

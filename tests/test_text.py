@@ -252,16 +252,17 @@ def test_the_second_view_also_masks_groups_named_by_an_adjective_and_a_word_for_
     assert model_input_v2(named) == [g, g, g, f"i hate {g}", f"#{g}", g]
 
 
-def test_the_third_view_also_masks_adjectives_joined_to_a_group() -> None:
+def test_the_third_view_also_masks_adjectives_listed_with_a_group() -> None:
     texts = ["We welcome disabled and autistic people.", "gay, lesbian, & bisexual men", "deaf or blind people",
-             "Muslim and Jewish families", "i hate gay and trans people"]  # fmt: skip
+             "Black and Asian families", "i hate gay, trans and disabled people"]  # fmt: skip
     g = GROUP_TOKEN
     assert model_input_v3(texts) == [f"we welcome {g} and {g}.", f"{g}, {g}, & {g}", f"{g} or {g}", f"{g} and {g}",
-                                     f"i hate {g} and {g}"]  # fmt: skip
+                                     f"i hate {g}, {g} and {g}"]  # fmt: skip
     assert model_input_v2(texts)[0] == f"we welcome disabled and {g}."  # the second view as it was
-    # Only when the list ends in a group: an adjective alone, or joined to anything else, is not one.
-    kept = ["that is so gay and so what", "deaf and dumb luck", "gay and proud", "black and white people",
-            "snow-blind and deaf people", "blind and deafening music"]  # fmt: skip
+    # Only a list that ends in a conjunction and a group named by an adjective and a word for people.
+    kept = ["time to polish, boys!", "he is deaf and women ignore him", "that is so gay and women know it",
+            "gay muslims", "gay and proud people", "deaf and dumb luck", "the gay and lesbian community centre",
+            "snow-blind and deaf people", "gay and trans-friendly people", "black and white photos"]  # fmt: skip
     assert model_input_v3(kept) == model_input_v2(kept)
     assert model_input_v3([]) == []
 
@@ -286,4 +287,4 @@ def test_a_view_models_were_trained_on_is_frozen() -> None:
     # after that, add a new one to VIEWS.
     patterns = (text_module._GROUPS_V1, text_module._GROUPS_V2, text_module._COORDINATED_V3)
     fingerprints = [hashlib.sha256(p.pattern.encode()).hexdigest()[:16] for p in patterns]
-    assert fingerprints == ["99652009865d2e1d", "a72150d75c1e88f9", "a917697a6be27f0a"]
+    assert fingerprints == ["99652009865d2e1d", "a72150d75c1e88f9", "56fa39e832963849"]
