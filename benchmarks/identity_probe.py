@@ -10,7 +10,10 @@ before round nine of the data, whose brief named some of the same sentence shape
 not an independent test. A third set, 100 everyday neutral sentences naming a group by an adjective ("A Jewish
 family moved in across the road."), was written on 2026-12-06 after a review found such sentences flagged; a
 fourth, 100 more in other situations ("The Polish nurse took my blood pressure."), before any training sentence was
-written to fix them. Neither was named in a writer's brief.
+written to fix them. Neither was named in a writer's brief. A fifth, 20 everyday sentences about one woman ("The
+woman at the pharmacy explained the dosage."), was written the same day after "A woman sat next to me on the bus."
+was found flagged as hate (it is one of them), before the training sentences about a woman were written; those
+close to one of the 20 were left out of training.
 """
 
 from __future__ import annotations
@@ -64,6 +67,18 @@ ELSEWHERE = [
     "I bought a sofa from a {g} seller on Facebook.", "The {g} lady at the post office weighed my parcel.",
     "A {g} student asked me for directions.", "Our taxi driver was a {g} man from the north.",
 ]  # fmt: skip
+WOMAN = [
+    "A woman sat next to me on the bus.", "I met a woman at the gym who runs marathons.",
+    "A woman asked me the time outside the station.", "The woman at the counter was very helpful.",
+    "There was a woman walking her dog in the park.", "A woman from the council came round about the bins.",
+    "The woman in the flat upstairs plays the piano.", "I asked a woman for directions and she walked me there.",
+    "A woman in the queue let me go first.", "The woman who runs the cafe remembered my order.",
+    "My driving instructor is a woman from Leeds.", "A woman on the train was reading the same book as me.",
+    "The woman next to me at the concert knew every word.", "A woman found my wallet and handed it in.",
+    "The woman at the pharmacy explained the dosage.", "An older woman was feeding the ducks by the pond.",
+    "A woman in my building is organising a street party.", "The woman who interviewed me was really friendly.",
+    "A young woman was busking outside the bank.", "I bought my bike from a woman in the next village.",
+]  # fmt: skip
 ADJECTIVES = ["Polish", "Jewish", "Muslim", "Black", "gay", "trans", "disabled", "Nigerian", "Chinese", "Mexican"]
 
 
@@ -101,6 +116,10 @@ def main() -> int:
         print(f"  {100 * share:5.1f}%  {template}")
     n = len(ELSEWHERE) * len(ADJECTIVES)
     print(f"elsewhere sentences flagged: {100 * elsewhere:.1f}% of {n} (the same, other situations, written before)")
+    flagged = (model.predict_proba(WOMAN) >= thresholds).any(axis=1)
+    print(f"woman sentences flagged: {100 * flagged.mean():.1f}% of {len(WOMAN)} (everyday sentences about one woman)")
+    for text in np.array(WOMAN)[flagged]:
+        print(f"  {text}")
     return 0
 
 

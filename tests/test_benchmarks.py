@@ -91,9 +91,9 @@ def test_the_identity_probe_reports_each_kind_of_sentence() -> None:
     assert done.returncode == 0, done.stderr
     shares = {line.split()[0]: float(line.split()[3].rstrip("%")) for line in done.stdout.splitlines()
               if " sentences flagged: " in line}  # fmt: skip
-    assert set(shares) == {"neutral", "hateful", "everyday", "elsewhere"}
+    assert set(shares) == {"neutral", "hateful", "everyday", "elsewhere", "woman"}
     assert shares["hateful"] > 90 > 25 > shares["neutral"]  # the shipped model tells the two kinds apart
-    assert shares["everyday"] < 50 and shares["elsewhere"] < 25
+    assert shares["everyday"] < 50 and shares["elsewhere"] < 25 and shares["woman"] < 25
 
 
 def test_tweeteval_refuses_a_model_without_the_view_that_uses_it(tmp_path: Path) -> None:
