@@ -1,5 +1,5 @@
-"""Identity-term bias of a model: short sentences naming a protected group, neutral and hateful, and how many of
-each cross a category's threshold (those of the default policy; its phrase lists are empty).
+"""Identity-term bias of a model: short sentences naming a protected group (or one woman), neutral and hateful, and
+how many of each cross a category's threshold (those of the default policy; its phrase lists are empty).
 
     python benchmarks/identity_probe.py [--model models/VERSION]
 
@@ -12,8 +12,8 @@ family moved in across the road."), was written on 2026-12-06 after a review fou
 fourth, 100 more in other situations ("The Polish nurse took my blood pressure."), before any training sentence was
 written to fix them. Neither was named in a writer's brief. A fifth, 20 everyday sentences about one woman ("The
 woman at the pharmacy explained the dosage."), was written the same day after "A woman sat next to me on the bus."
-was found flagged as hate (it is one of them), before the training sentences about a woman were written; those
-close to one of the 20 were left out of training.
+was found flagged as hate (it is one of them), before the training sentences about a woman were written (whose
+writer did not see them); those close to one of the 20 were left out of training.
 """
 
 from __future__ import annotations
@@ -67,6 +67,7 @@ ELSEWHERE = [
     "I bought a sofa from a {g} seller on Facebook.", "The {g} lady at the post office weighed my parcel.",
     "A {g} student asked me for directions.", "Our taxi driver was a {g} man from the north.",
 ]  # fmt: skip
+# Written after the first of them was seen flagged, before any training sentence about a woman: the fifth set.
 WOMAN = [
     "A woman sat next to me on the bus.", "I met a woman at the gym who runs marathons.",
     "A woman asked me the time outside the station.", "The woman at the counter was very helpful.",

@@ -3,15 +3,15 @@
 For each task: fit `moderation.training.build_pipeline` on the train split, choose the decision threshold on val
 (best macro-F1), and report macro-F1 on test beside the published table of the TweetEval README.
 
-Two further views, each reported on its own rows:
-- `--with-project-data`: the same, with the project's `data/train.jsonl` added to the train split (a sentence
-  violating any category of the default policy counts as positive).
-- `--without-pairs`: the same pipeline without its pairs of words one word apart (they help on the project's own
-  data and cost a little here: BENCHMARKS.md).
-- `--default-model`: the bundled default model as shipped, trained on none of TweetEval, with its own policy
-  thresholds (a tweet counts as positive when any sentence of it is flagged in any category): how it does on text
-  nobody here wrote. The policy is narrower than either task (profanity and slurs at no one are allowed), so this is
-  a check of transfer, not a score to compare with the table.
+Options:
+- `--with-project-data`: also the same, with the project's `data/train.jsonl` added to the train split (a sentence
+  violating any category of the default policy counts as positive), on rows of its own.
+- `--without-pairs`: every row trained on the same pipeline without its pairs of words one word apart (they help on
+  the project's own data and cost a little here: BENCHMARKS.md).
+- `--default-model`: also, on rows of its own, the bundled default model as shipped, trained on none of TweetEval,
+  with its own policy thresholds (a tweet counts as positive when any sentence of it is flagged in any category):
+  how it does on text nobody here wrote. The policy is narrower than either task (profanity and slurs at no one are
+  allowed), so this is a check of transfer, not a score to compare with the table.
 
     python benchmarks/tweeteval.py [--shared ../shared] [--c 1,4,16] [--with-project-data] [--without-pairs]
                                    [--default-model] [--model models/VERSION]

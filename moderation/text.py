@@ -618,7 +618,7 @@ _GROUPS_V2 = re.compile(
 # deaf people", "Black and Asian families"). The second view masked the last phrase alone, leaving "disabled and
 # <group>", and "We welcome disabled and autistic people." was flagged as hate. A list must end in a conjunction and
 # such a phrase: "time to polish, boys", "he is deaf and women ignore him" and "gay muslims" are left as the second
-# view leaves them. ("woman", which the data uses in a hateful sentence three times in ten, was tried too: masked,
+# view leaves them. ("woman", which the data used in a hateful sentence three times in ten, was tried too: masked,
 # "a <group>" took on the same weight, no better.)
 _LISTED = _alternation([*_ADJECTIVES.split(), *_COLOURS.split()])
 _COORDINATED_V3 = re.compile(
