@@ -281,6 +281,22 @@ def test_group_names_are_masked_in_a_batch_as_in_each_text_alone(texts: list[str
     assert model_input_v3(texts) == [model_input_v3([t])[0] for t in texts]
 
 
+_LIST_PIECES = st.lists(
+    st.sampled_from(["gay", "trans", "black", "asian", "people", "men", "asylum seekers", "and ", "or ", "& ", ", ",
+                     " ", "-", "\n", "centre", "polish"]), max_size=14
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_LIST_PIECES.map("".join), min_size=1, max_size=6))
+def test_the_third_views_quick_test_changes_nothing(texts: list[str]) -> None:
+    # Only sentences that pass a cheap test go through the full pattern for lists: the output must be the same as
+    # running it over everything.
+    joined = "\n".join(normalize_many(texts))
+    everything = text_module._COORDINATED_V3.sub(GROUP_TOKEN, joined)
+    assert model_input_v3(texts) == text_module._GROUPS_V2.sub(GROUP_TOKEN, everything).split("\n")
+
+
 def test_a_view_models_were_trained_on_is_frozen() -> None:
     # A scorer records the index of its model's view (compiled.py); if what that index does changes, every model
     # trained on it is silently scored on text it never saw. Change a view only before any model is trained on it;
