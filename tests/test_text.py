@@ -4,6 +4,7 @@ import hashlib
 import re
 import string
 import sys
+import time
 
 import pytest
 from hypothesis import given, settings
@@ -292,9 +293,31 @@ _LIST_PIECES = st.lists(
 def test_the_third_views_quick_test_changes_nothing(texts: list[str]) -> None:
     # Only sentences that pass a cheap test go through the full pattern for lists: the output must be the same as
     # running it over everything.
-    joined = "\n".join(normalize_many(texts))
-    everything = text_module._COORDINATED_V3.sub(GROUP_TOKEN, joined)
-    assert model_input_v3(texts) == text_module._GROUPS_V2.sub(GROUP_TOKEN, everything).split("\n")
+    assert model_input_v3(texts) == _third_view_the_slow_way(texts)
+
+
+def _third_view_the_slow_way(texts: list[str]) -> list[str]:
+    everything = text_module._COORDINATED_V3.sub(GROUP_TOKEN, "\n".join(normalize_many(texts)))
+    return text_module._GROUPS_V2.sub(GROUP_TOKEN, everything).split("\n")
+
+
+def test_the_third_views_quick_test_finds_every_kind_of_list() -> None:
+    # Each list's last phrase starts its own way: an adjective, a colour, "asylum"; joined by a space or a hyphen.
+    texts = ["the end", "gay and asylum seekers", "deaf or asylum-seekers", "gay and trans-people", "black & asian men",
+             "gay, lesbian, & bisexual people", "and", "polish and irish families"]  # fmt: skip
+    g = GROUP_TOKEN
+    expected = ["the end", f"{g} and {g}", f"{g} or {g}", f"{g} and {g}", f"{g} & {g}", f"{g}, {g}, & {g}", "and",
+                f"{g} and {g}"]  # fmt: skip
+    assert model_input_v3(texts) == _third_view_the_slow_way(texts) == expected
+
+
+def test_the_third_view_stays_linear_on_a_batch_of_lists() -> None:
+    # 2 MB of "and black": linear takes about a second here; the first version of the quick test counted line
+    # breaks again for every hit, which is hours. The bound is generous so that only a change in complexity breaks it.
+    start = time.perf_counter()
+    masked = model_input_v3(["and black " * 100] * 2048)
+    assert time.perf_counter() - start < 20
+    assert len(masked) == 2048
 
 
 def test_a_view_models_were_trained_on_is_frozen() -> None:
