@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from moderation.training import build_pipeline
+
 ROOT = Path(__file__).resolve().parents[1]
 TWEETEVAL = ROOT / "benchmarks" / "tweeteval.py"
 
@@ -58,19 +60,34 @@ def test_tweeteval_reports_each_task_and_the_shipped_model(tmp_path: Path) -> No
     assert len(shipped) == 1 and float(shipped[0].split()[3]) > 50  # test macro-F1 of the shipped model on these
 
 
-def test_tweeteval_trains_the_pipeline_without_word_pairs_when_asked(tmp_path: Path) -> None:
+def _tweeteval_module():
+    spec = importlib.util.spec_from_file_location("tweeteval", TWEETEVAL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_tweeteval_trains_the_pipeline_without_word_pairs_when_asked(tmp_path: Path, monkeypatch, capsys) -> None:
     _fake_tweeteval(tmp_path)
-    for flag, said in (["--without-pairs"], "without word pairs"), ([], "with word pairs"):
-        done = run("--shared", str(tmp_path), "--c", "1", *flag)
-        assert done.returncode == 0, done.stderr
-        assert done.stdout.splitlines()[0].endswith(said)
-        assert len([line for line in done.stdout.splitlines() if line.startswith(("hate ", "offensive "))]) == 4
+    tweeteval = _tweeteval_module()
+    built = []
+
+    def recording_build_pipeline(**kwargs):
+        built.append(kwargs["pairs"])
+        return build_pipeline(**kwargs)
+
+    monkeypatch.setattr(tweeteval, "build_pipeline", recording_build_pipeline)
+    for flag, said, pairs in (["--without-pairs"], "without word pairs", False), ([], "with word pairs", True):
+        built.clear()
+        monkeypatch.setattr(sys, "argv", ["tweeteval.py", "--shared", str(tmp_path), "--c", "1", *flag])
+        assert tweeteval.main() == 0
+        out = capsys.readouterr().out
+        assert out.splitlines()[0].endswith(said)
+        assert built == [pairs, pairs]  # one pipeline per task, each as asked
 
 
 def test_the_c_compared_with_the_published_table_is_chosen_on_val_not_on_test() -> None:
-    spec = importlib.util.spec_from_file_location("tweeteval", TWEETEVAL)
-    tweeteval = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tweeteval)
+    tweeteval = _tweeteval_module()
     run_ = {"data": "train", "threshold": 0.5, "test_at_0.5": 0.5, "fit_seconds": 1.0}
     results = {
         "hate": [run_ | {"c": 0.5, "val": 0.70, "test": 0.56}, run_ | {"c": 2.0, "val": 0.74, "test": 0.46}],
