@@ -117,9 +117,9 @@ def main() -> int:
         print(f"  {100 * share:5.1f}%  {template}")
     n = len(ELSEWHERE) * len(ADJECTIVES)
     print(f"elsewhere sentences flagged: {100 * elsewhere:.1f}% of {n} (the same, other situations, written before)")
-    flagged = (model.predict_proba(WOMAN) >= thresholds).any(axis=1)
-    print(f"woman sentences flagged: {100 * flagged.mean():.1f}% of {len(WOMAN)} (everyday sentences about one woman)")
-    for text in np.array(WOMAN)[flagged]:
+    woman, per_sentence = flagged_share(model, thresholds, WOMAN, [""])  # sentences, not templates: nothing to fill
+    print(f"woman sentences flagged: {100 * woman:.1f}% of {len(WOMAN)} (everyday sentences about one woman)")
+    for text in (t for t, share in per_sentence.items() if share):
         print(f"  {text}")
     return 0
 
