@@ -18,6 +18,7 @@ from sklearn.model_selection import KFold
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import FunctionTransformer
+from threadpoolctl import threadpool_limits
 
 from .data import LabelledSet, fingerprint
 from .errors import ModelError
@@ -95,21 +96,32 @@ def train(
     oof = np.zeros(y.shape, dtype=float)
     splits = list(KFold(folds, shuffle=True, random_state=seed).split(texts))
 
-    def fit_fold(i: int) -> tuple[int, np.ndarray]:
-        train_idx, test_idx = splits[i]
-        pipe = build_pipeline(c, seed).fit([texts[k] for k in train_idx], y[train_idx])
-        return i, positive_proba(pipe, [texts[k] for k in test_idx])
+    def fit(i: int | None) -> tuple[int | None, Pipeline | np.ndarray]:
+        # One BLAS thread, wherever the fit runs: sums split over threads round differently (up to 0.003 in a
+        # weight), and the model would then depend on the machine's cores and on --jobs.
+        with threadpool_limits(1):
+            if i is None:
+                return None, build_pipeline(c, seed).fit(texts, y)
+            train_idx, test_idx = splits[i]
+            pipe = build_pipeline(c, seed).fit([texts[k] for k in train_idx], y[train_idx])
+            return i, positive_proba(pipe, [texts[k] for k in test_idx])
 
-    results = joblib.Parallel(n_jobs=n_jobs, return_as="generator")(joblib.delayed(fit_fold)(i) for i in range(folds))
-    for done, (i, proba) in enumerate(results, 1):
-        oof[splits[i][1]] = proba
-        say(f"cross-validation fold {done}/{folds}")
+    # The fit on all data runs beside the folds, first because it is the longest: with two workers, six fits take
+    # three rounds instead of the folds' three and then one more.
+    say(f"cross-validating on {folds} folds and fitting on all data")
+    tasks = [None, *range(folds)]
+    results = joblib.Parallel(n_jobs=n_jobs, return_as="generator")(joblib.delayed(fit)(i) for i in tasks)
+    pipeline = None
+    for done, (i, result) in enumerate(results, 1):
+        if i is None:
+            pipeline = result
+        else:
+            oof[splits[i][1]] = result
+        say(f"fitted {done}/{len(tasks)}")
     metrics = {
         cat: held_out_metrics(y[:, j], oof[:, j], policy.category(cat).target_precision)
         for j, cat in enumerate(categories)
     }
-    say("fitting on all data")
-    pipeline = build_pipeline(c, seed).fit(texts, y)
     card = {
         "format": CARD_FORMAT,
         "version": "",

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from moderation.data import load_labelled
+from moderation.data import Example, LabelledSet, load_labelled
 from moderation.errors import ModelError
 from moderation.model import MODEL_FILE, SHOWN_GROUP, explain, load_model, save_model
 from moderation.policy import load_policy
@@ -24,6 +24,24 @@ def test_same_data_and_seed_give_the_same_card_and_predictions(small_data: Path)
     assert m1.card["cv"] == m2.card["cv"] and m1.card["thresholds"] == m2.card["thresholds"]
     assert m1.card["data"] == m2.card["data"]
     texts = ["I will kill you tonight", "kill the process", "what a lovely day"]
+    assert np.array_equal(m1.predict_proba(texts), m2.predict_proba(texts))
+
+
+def test_the_model_does_not_depend_on_jobs() -> None:
+    # With --jobs 2 the fits run in worker processes, which get fewer BLAS threads than the main one; liblinear's
+    # dot products over this many features are split over threads, and rounded differently, unless held to one.
+    rng = np.random.default_rng(0)
+    words = ["".join(rng.choice(list("abcdefghijklmnopqrstuvwxyz"), 6)) for _ in range(8000)]
+    policy = load_policy()
+    examples = []
+    for i in range(800):
+        tokens = list(rng.choice(words, 12))
+        hit = tokens[0] < "m" and i % 3 == 0
+        examples.append(Example(" ".join(tokens), frozenset(c for j, c in enumerate(policy.ids) if hit ^ (j % 2))))
+    data = LabelledSet(tuple(examples))
+    (m1, _), (m2, _) = (train(data, policy, folds=2, n_jobs=n) for n in (1, 2))
+    assert m1.card["cv"] == m2.card["cv"]
+    texts = [e.text for e in examples]
     assert np.array_equal(m1.predict_proba(texts), m2.predict_proba(texts))
 
 
