@@ -28,7 +28,8 @@ from .model import Model, explain, load_model
 from .policy import Policy, review_thresholds
 from .text import MAX_SENTENCE_CHARS, PARAGRAPH_BREAK, Sentence, context_of, iter_sentences, line_breaks, normalize
 
-BATCH_SENTENCES = 512
+BATCH_SENTENCES = 512  # at most this many pieces (short documents) in one task
+PIECE_CHARS = 1 << 16  # text per task, about a thousand sentences
 _WORD = re.compile(r"\w+")
 
 
@@ -107,11 +108,10 @@ def score_documents(
     rules: Rules,
     *,
     with_terms: bool = False,
-    batch_size: int = BATCH_SENTENCES,
     jobs: int = 1,
 ) -> Iterator[SentenceScore]:
     """Score every sentence of every document, in document order."""
-    for batch in score_batches(documents, model, rules, with_terms=with_terms, batch_size=batch_size, jobs=jobs):
+    for batch in score_batches(documents, model, rules, with_terms=with_terms, jobs=jobs):
         yield from batch
 
 
@@ -121,19 +121,23 @@ def score_batches(
     rules: Rules,
     *,
     with_terms: bool = False,
-    batch_size: int = BATCH_SENTENCES,
     jobs: int = 1,
+    size: int = PIECE_CHARS,
 ) -> Iterator[list[SentenceScore]]:
-    """Score every sentence of every document, in document order, a batch of sentences at a time.
+    """Score every sentence of every document, in document order, a batch of sentences at a time: the documents are
+    cut into pieces of whole paragraphs (`pieces`), and a batch is the sentences of about `size` characters of them.
 
     With `jobs` other than 1, that many worker processes (-1: one per core), each loading the model once, split,
-    score and decide pieces of the documents; only reading stays here, and the results come back in order.
+    score and decide the pieces; only reading stays here, and the results come back in order. With one job the same
+    pieces are scored here, so the output is the same.
     """
+    numbering = _Numbering()
     if jobs == 1:
-        for batch in _batches(documents, rules, batch_size):
-            yield _decide(batch, model, rules, with_terms)
-    else:
-        yield from _parallel(documents, model, rules, with_terms, jobs)
+        for task in _tasks(pieces(documents, rules, size), size):
+            yield numbering.apply(score_pieces(task, model, rules, with_terms))
+        return
+    for result in _run_workers(documents, model, rules, with_terms, jobs, None, size):
+        yield numbering.apply(result)
 
 
 # A sentence to score: (source, doc_id, index in its document, the sentence, its document's language).
@@ -190,11 +194,22 @@ class Judged:
         return parts
 
 
-def _judge(batch: list[Item], model: Model, rules: Rules) -> Judged:
-    """Score a batch and apply the policy to the sentences it could act on."""
+def _judge(batch: list[Item], model: Model, rules: Rules, windows: list[str] | None = None) -> Judged:
+    """Score a batch and apply the policy to the sentences it could act on; `windows`, when given, holds each
+    sentence with its neighbours (see `_windows`)."""
     texts = [s.text for _, _, _, s, _ in batch]
     cats = tuple(rules.flag)
-    picked = model.predict_proba(texts)[:, [model.categories.index(c) for c in cats]]
+    columns = [model.categories.index(c) for c in cats]
+    picked = model.predict_proba(texts)[:, columns]
+    lowest = np.array([min(rules.flag[c], rules.review[c]) for c in cats])
+    suspect = (picked >= lowest).any(axis=1)
+    if windows is not None:
+        # Context can only lower a score: "he wrote 'I will kill you'" stays flagged alone, but not beside "so I
+        # reported him". Only the few sentences in a review band are scored again.
+        again = [i for i in np.flatnonzero(suspect).tolist() if windows[i] != texts[i]]
+        if again:
+            picked[again] = np.minimum(picked[again], model.predict_proba([windows[i] for i in again])[:, columns])
+            suspect = (picked >= lowest).any(axis=1)
     guard = rules.guard
     if guard:
         langs = [guard.sentence(t, item[4]) for t, item in zip(texts, batch, strict=True)]
@@ -202,11 +217,7 @@ def _judge(batch: list[Item], model: Model, rules: Rules) -> Judged:
         langs = [(None, False)] * len(batch)
     # Below every category's review threshold (most sentences) the outcome is nothing, whatever the language; only
     # a policy's always-flag terms could change that.
-    if rules.policy.has_terms:
-        decide = range(len(batch))
-    else:
-        lowest = np.array([min(rules.flag[c], rules.review[c]) for c in cats])
-        decide = np.flatnonzero((picked >= lowest).any(axis=1)).tolist()
+    decide = range(len(batch)) if rules.policy.has_terms else np.flatnonzero(suspect).tolist()
     outcomes = {}
     for i in decide:
         raw = dict(zip(cats, picked[i].tolist(), strict=True))  # decisions on the raw scores
@@ -214,11 +225,6 @@ def _judge(batch: list[Item], model: Model, rules: Rules) -> Judged:
     # Python's round, not numpy's: numpy scales by 10**4 first and can round a value near a half-way point the other
     # way.
     return Judged(batch, cats, [[round(v, 4) for v in row] for row in picked.tolist()], langs, outcomes)
-
-
-def _decide(batch: list[Item], model: Model, rules: Rules, with_terms: bool) -> list[SentenceScore]:
-    """Score a batch and apply the policy to each sentence."""
-    return _with_terms(_judge(batch, model, rules).sentences(), model, with_terms)
 
 
 def _with_terms(scores: list[SentenceScore], model: Model, with_terms: bool) -> list[SentenceScore]:
@@ -236,29 +242,6 @@ def _with_terms(scores: list[SentenceScore], model: Model, with_terms: bool) -> 
     return out
 
 
-def _batches(documents: Iterable[Document], rules: Rules, batch_size: int) -> Iterator[list[Item]]:
-    """Sentences in batches; a batch is cut early when its input has nothing more to read right now, so a pipe from
-    a growing log is scored as it grows."""
-    batch: list[Item] = []
-    try:
-        for doc in documents:
-            chunks, doc_lang = _with_language(doc, rules)
-            for index, sentence in enumerate(iter_sentences(chunks)):
-                batch.append((doc.source, doc.doc_id, index, sentence, doc_lang))
-                if len(batch) >= batch_size or (doc.idle is not None and doc.idle()):
-                    yield batch
-                    batch = []
-            if batch and doc.idle is not None and doc.idle():
-                yield batch
-                batch = []
-    except ModerationError:
-        if batch:
-            yield batch  # an input failed: the sentences read before it are still scored and written
-        raise
-    if batch:
-        yield batch
-
-
 def _with_language(doc: Document, rules: Rules) -> tuple[Iterator[str], Detected]:
     """The document's chunks and its language, told by the guard from its first chunk."""
     if rules.guard is None:
@@ -269,11 +252,10 @@ def _with_language(doc: Document, rules: Rules) -> tuple[Iterator[str], Detected
 
 # --- parallel scoring ------------------------------------------------------------------------------------------------
 #
-# With --jobs, workers do everything but reading and writing: the parent cuts each document into pieces of whole
-# sentences (at paragraph breaks, where splitting cannot depend on what comes before or after), a worker splits,
-# scores and decides each piece, and the parent numbers the sentences as the pieces come back in order.
-
-PIECE_CHARS = 1 << 16  # text per task, about a thousand sentences
+# Each document is cut into pieces of whole sentences (at paragraph breaks, where splitting cannot depend on what
+# comes before or after), and each piece is split, scored and decided on its own, its sentences numbered as the
+# pieces come back in order. With --jobs, workers do that and everything but reading and writing; with one job, the
+# same pieces are scored in this process.
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,15 +359,36 @@ def score_pieces(
 def _judge_pieces(task: list[Piece], model: Model, rules: Rules) -> list[tuple[int, Judged]]:
     """`score_pieces`, each piece's sentences kept as a `Judged`."""
     items: list[Item] = []
+    windows: list[str] = []
     ends = []
     for p in task:
-        for index, s in enumerate(iter_sentences([p.text], p.context)):
+        found = list(iter_sentences([p.text], p.context))
+        windows += _windows(p.text, found)
+        for index, s in enumerate(found):
             col = s.col + p.col - 1 if s.line == 1 else s.col
             items.append((p.source, p.doc_id, index, Sentence(s.start + p.offset, s.end + p.offset,
                                                                s.line + p.line - 1, col, s.text), p.lang))  # fmt: skip
         ends.append(len(items))
-    judged = _judge(items, model, rules) if items else Judged([], tuple(rules.flag), [], [], {})
+    judged = _judge(items, model, rules, windows) if items else Judged([], tuple(rules.flag), [], [], {})
     return [(p.doc, part) for p, part in zip(task, judged.split(ends), strict=True)]
+
+
+def _windows(text: str, sentences: list[Sentence]) -> list[str]:
+    """Each sentence of `text` with the sentence before and the one after it in the same paragraph, as written.
+
+    Pieces are cut at paragraph breaks; a paragraph longer than `8 * PIECE_CHARS`, or a pipe that pauses in the
+    middle of one, is cut between sentences, and the sentences either side of such a cut lose that neighbour (the
+    same way whatever --jobs says).
+    """
+    out = []
+    for k, s in enumerate(sentences):
+        start, end = s.start, s.end
+        if k and PARAGRAPH_BREAK.search(text, sentences[k - 1].end, s.start) is None:
+            start = sentences[k - 1].start
+        if k + 1 < len(sentences) and PARAGRAPH_BREAK.search(text, s.end, sentences[k + 1].start) is None:
+            end = sentences[k + 1].end
+        out.append(text[start:end])
+    return out
 
 
 def _tasks(parts: Iterator[Piece], size: int) -> Iterator[list[Piece]]:
@@ -407,14 +410,6 @@ def _tasks(parts: Iterator[Piece], size: int) -> Iterator[list[Piece]]:
         yield task
 
 
-def _parallel(
-    documents: Iterable[Document], model: Model, rules: Rules, with_terms: bool, jobs: int, size: int = PIECE_CHARS
-) -> Iterator[list[SentenceScore]]:
-    numbering = _Numbering()
-    for result in _run_workers(documents, model, rules, with_terms, jobs, None, size):
-        yield numbering.apply(result)
-
-
 def render_batches(
     documents: Iterable[Document],
     model: Model,
@@ -422,18 +417,17 @@ def render_batches(
     render: Callable,
     *,
     jobs: int = 1,
-    batch_size: int = BATCH_SENTENCES,
     size: int = PIECE_CHARS,
 ) -> Iterator[list[tuple[Any, int]]]:
     """Like `score_batches`, but each batch is rendered where it is scored (in the workers, with `jobs` other than
     1): `render(doc, judged)` (a picklable callable, such as `output.LineRenderer`) turns a `Judged` batch or piece
     into what is written. Yields lists of what `render` returned, each with the number to add to the indexes of its
     sentences to make them their documents' own (0 when they already are)."""
-    if jobs == 1:
-        for batch in _batches(documents, rules, batch_size):
-            yield [(render(0, _judge(batch, model, rules)), 0)]
-        return
     numbering = _Numbering()
+    if jobs == 1:
+        for task in _tasks(pieces(documents, rules, size), size):
+            yield numbering.place([render(doc, judged) for doc, judged in _judge_pieces(task, model, rules)])
+        return
     for result in _run_workers(documents, model, rules, False, jobs, render, size):
         yield numbering.place(result)
 

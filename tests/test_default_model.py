@@ -71,3 +71,14 @@ def test_every_group_named_in_a_sentence_gets_the_same_scores(shipped, frame: st
     results = [score_text(frame.format(g), model, rules)[0] for g in groups]
     assert len({(r.flagged, tuple(r.scores.values())) for r in results}) == 1
     assert bool(results[0].flagged) == frame.startswith(("I hate", "{} are vermin"))
+
+
+def test_a_quoted_threat_reported_in_the_next_sentence_is_not_flagged(shipped) -> None:
+    model, rules = shipped
+    quoted, reported = 'He wrote "I will kill you tonight" under my post.', "So I reported him."
+    assert "threat" in score_text(quoted, model, rules)[0].flagged  # alone, the quote reads as a threat
+    together = score_text(f"{quoted} {reported}", model, rules)
+    assert [s.flagged for s in together] == [(), ()]
+    # A threat after a blank line is judged without the report before it.
+    apart = score_text(f"{quoted} {reported}\n\nI will kill you tonight.", model, rules)
+    assert [s.flagged for s in apart] == [(), (), ("threat",)]

@@ -24,12 +24,14 @@ from moderation.scoring import (
     _judge,
     _Numbering,
     _tasks,
+    _windows,
     pieces,
+    score_batches,
     score_documents,
     score_pieces,
     with_neighbours,
 )
-from moderation.text import Sentence
+from moderation.text import Sentence, split_sentences
 
 from .test_policy import POLICY_WITH_TERMS
 
@@ -221,12 +223,52 @@ def test_pieces_score_as_the_whole_document(shipped_rules, text: str, size: int,
         paused = iter(pauses)
         return [Document("t.txt", None, iter(chunks), lambda: next(paused, False)), Document("u", "2", iter(["x. y"]))]
 
-    expected = list(score_documents(documents(), model, rules))
     numbering, got = _Numbering(), []
     for task in _tasks(pieces(documents(), rules, size), size):
         task = pickle.loads(pickle.dumps(task))  # as a worker receives it
         got += numbering.apply(pickle.loads(pickle.dumps(score_pieces(task, model, rules, with_terms=False))))
-    assert got == expected
+    # The sentences are those of the whole document, however it was cut; their scores, those of one job cutting
+    # the same way (a cut inside a paragraph takes a sentence's neighbour away: see the test after this one).
+    where = [(s.doc_id, s.index, s.start, s.end, s.line, s.col, s.text) for s in got]
+    assert where == [(s.doc_id, s.index, s.start, s.end, s.line, s.col, s.text)
+                     for s in score_documents(documents(), model, rules)]  # fmt: skip
+    assert got == [s for batch in score_batches(documents(), model, rules, size=size) for s in batch]
+
+
+def test_a_sentence_is_judged_with_its_neighbours_in_the_paragraph() -> None:
+    text = 'He wrote "I will kill you". So I reported him.\n\nI will kill you. Bye'
+    found = split_sentences(text)
+    assert _windows(text, found) == [
+        'He wrote "I will kill you". So I reported him.',
+        'He wrote "I will kill you". So I reported him.',
+        "I will kill you. Bye",  # not across the blank line
+        "I will kill you. Bye",
+    ]
+    assert _windows("One. Two. Three.", split_sentences("One. Two. Three.")) == [
+        "One. Two.",
+        "One. Two. Three.",
+        "Two. Three.",
+    ]
+
+
+def test_context_only_lowers_a_score_in_the_review_band(rules: Rules) -> None:
+    class Scripted:
+        categories = ("threat", "harassment")
+
+        def __init__(self) -> None:
+            self.seen: list[str] = []
+
+        def predict_proba(self, texts: list[str]):
+            self.seen += texts
+            table = {"a": [0.9, 0.0], "b": [0.1, 0.0], "a b": [0.2, 0.6], "c": [0.0, 0.01]}
+            return np.array([table[t] for t in texts])
+
+    model = Scripted()
+    items = [("s", None, i, Sentence(0, 1, 1, 1, t), UNSURE) for i, t in enumerate(["a", "b", "c"])]
+    judged = _judge(items, model, rules, ["a b", "a b", "c"])
+    assert judged.scores[0] == [0.2, 0.0]  # each category's lower score: context never raises one
+    assert judged.scores[1] == [0.1, 0.0]  # below every review band: not scored again
+    assert model.seen == ["a", "b", "c", "a b"]
 
 
 def test_what_goes_to_a_worker_pickles_whole() -> None:
