@@ -521,6 +521,15 @@ def evaluate(
             help="One threshold for every category instead of the policy's and model's.",
         ),
     ] = None,
+    as_posts: Annotated[
+        bool,
+        typer.Option(
+            "--as-posts",
+            help="Score each example as `moderation score` scores a post: sentence by sentence, each in its "
+            "paragraph's context, the example taking its highest sentence's score in each category. Without it, "
+            "each example is scored whole, as the model was trained.",
+        ),
+    ] = False,
     policy_path: PolicyOption = None,
 ) -> None:
     """Measure a model on labelled data: precision, recall, F1, ROC-AUC, PR-AUC, confusion counts per category at
@@ -534,15 +543,19 @@ def evaluate(
     from .model import load_model
     from .registry import resolve
     from .report import evaluation_json, evaluation_table
+    from .scoring import Rules, post_scores
+
+    def measure(m, labelled):
+        proba = post_scores(labelled.texts(), m, Rules.of(policy, m, threshold, guard=False)) if as_posts else None
+        return run_evaluation(m, labelled, m.thresholds(policy, threshold), worst, proba)
 
     with errors_to_exit():
         policy, model = _load(policy_path, model_path)
         labelled = load_labelled(data, policy.ids)
-        this = run_evaluation(model, labelled, model.thresholds(policy, threshold), worst)
+        this = measure(model, labelled)
         other = None
         if against is not None:
-            second = load_model(resolve(against), warn=warn)
-            other = run_evaluation(second, labelled, second.thresholds(policy, threshold), worst)
+            other = measure(load_model(resolve(against), warn=warn), labelled)
         typer.echo(
             evaluation_table(this, other) if fmt is ReportFormat.table else evaluation_json(this, other), nl=False
         )

@@ -68,11 +68,16 @@ class Evaluation:
         return next(c for c in self.categories if c.category == name)
 
 
-def evaluate(model: Model, data: LabelledSet, thresholds: dict[str, float], worst: int = 5) -> Evaluation:
-    """Score `data` with `model` and measure it at `thresholds` (category -> threshold)."""
+def evaluate(
+    model: Model, data: LabelledSet, thresholds: dict[str, float], worst: int = 5, proba: np.ndarray | None = None
+) -> Evaluation:
+    """Score `data` with `model` and measure it at `thresholds` (category -> threshold); `proba`, scores already
+    made (one row per example, `model.categories` columns), such as `scoring.post_scores`, instead of the model's
+    on each text whole."""
     cats = list(thresholds)
     y = np.asarray(data.matrix(cats), dtype=int)
-    proba = model.predict_proba(data.texts())
+    if proba is None:
+        proba = model.predict_proba(data.texts())
     p = proba[:, [model.categories.index(c) for c in cats]]
     pred = p >= np.array([thresholds[c] for c in cats])
     reports, curves = [], {}

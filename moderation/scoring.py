@@ -30,6 +30,7 @@ from .text import MAX_SENTENCE_CHARS, PARAGRAPH_BREAK, Sentence, context_of, ite
 
 BATCH_SENTENCES = 512  # at most this many pieces (short documents) in one task
 PIECE_CHARS = 1 << 16  # text per task, about a thousand sentences
+CONTEXT_FLOOR = 0.5  # the share of its own score a sentence keeps, whatever its neighbours (see _judge)
 _WORD = re.compile(r"\w+")
 
 
@@ -204,11 +205,15 @@ def _judge(batch: list[Item], model: Model, rules: Rules, windows: list[str] | N
     lowest = np.array([min(rules.flag[c], rules.review[c]) for c in cats])
     suspect = (picked >= lowest).any(axis=1)
     if windows is not None:
-        # Context can only lower a score: "he wrote 'I will kill you'" stays flagged alone, but not beside "so I
-        # reported him". Only the few sentences in a review band are scored again.
+        # Context can only lower a score ("he wrote 'I will kill you'" is flagged alone, not beside "so I reported
+        # him"), and at most halve it: a window is one bag of n-grams, and a long harmless neighbour would dilute
+        # any threat to nothing. With the default review bands (half the threshold), context can move a flag to
+        # review, never out of sight. Only the few sentences in a review band are scored again.
         again = [i for i in np.flatnonzero(suspect).tolist() if windows[i] != texts[i]]
         if again:
-            picked[again] = np.minimum(picked[again], model.predict_proba([windows[i] for i in again])[:, columns])
+            alone = picked[again]
+            framed = model.predict_proba([windows[i] for i in again])[:, columns]
+            picked[again] = np.maximum(np.minimum(alone, framed), alone * CONTEXT_FLOOR)
             suspect = (picked >= lowest).any(axis=1)
     guard = rules.guard
     if guard:
@@ -549,6 +554,21 @@ def _worker_score(path: str, task: list[Piece], rules: Rules, with_terms: bool, 
 def score_text(text: str, model: Model, rules: Rules, source: str = "<text>") -> list[SentenceScore]:
     """Score one document held in memory."""
     return list(score_documents([Document(source, None, iter((text,)))], model, rules))
+
+
+def post_scores(texts: Iterable[str], model: Model, rules: Rules) -> np.ndarray:
+    """Each text scored as `moderation score` scores a post, one row each, columns in `model.categories` order: in
+    each category, the highest score of its sentences, each judged in its paragraph's context (0 for no sentence;
+    categories the policy does not score are 0 too)."""
+    texts = list(texts)
+    out = np.zeros((len(texts), len(model.categories)))
+    columns = [(model.categories.index(c), c) for c in rules.flag]
+    docs = (Document("<posts>", str(i), iter((t,))) for i, t in enumerate(texts))
+    for s in score_documents(docs, model, rules):
+        row = out[int(s.doc_id)]
+        for j, c in columns:
+            row[j] = max(row[j], s.scores[c])
+    return out
 
 
 class Neighbours:

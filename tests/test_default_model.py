@@ -82,3 +82,9 @@ def test_a_quoted_threat_reported_in_the_next_sentence_is_not_flagged(shipped) -
     # A threat after a blank line is judged without the report before it.
     apart = score_text(f"{quoted} {reported}\n\nI will kill you tonight.", model, rules)
     assert [s.flagged for s in apart] == [(), (), ("threat",)]
+
+
+def test_a_long_harmless_sentence_before_a_threat_does_not_hide_it(shipped) -> None:
+    model, rules = shipped
+    text = "The weather was lovely and the food at the little cafe by the harbour was great. I will kill you."
+    assert [s.flagged for s in score_text(text, model, rules)] == [(), ("threat",)]

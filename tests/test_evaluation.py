@@ -125,3 +125,40 @@ def test_a_comparison_reports_the_change_from_the_other_model_to_this_one(models
     assert change == {c: round(usual.category(c).f1, 4) for c in model.categories}
     rows = [line.split() for line in evaluation_table(usual, strict).splitlines() if " f1 " in line]
     assert [float(r[-1]) for r in rows] == [round(usual.category(c).f1, 3) for c in model.categories]
+
+
+def test_as_posts_scores_each_example_by_its_highest_sentence_in_context(models_dir: Path, tmp_path: Path) -> None:
+    from moderation.scoring import Rules, score_text
+
+    posts = [
+        ("the match was fun. I am going to hurt you badly tomorrow", ["threat"]),
+        ("refugees are filthy rats. everyone knows it", ["hate"]),
+        ("my laptop is garbage. the new one is great", []),
+        ("we smashed it at the quiz last night", []),
+        (
+            "the weather was lovely and the food at the little cafe by the harbour was great. I will kill you",
+            ["threat"],
+        ),
+    ]
+    path = write_jsonl(tmp_path / "posts.jsonl", posts)
+    policy = load_policy()
+    model = load_model(resolve(models_dir))
+    rules = Rules.of(policy, model, guard=False)
+    # What the tool writes for each post, sentence by sentence: the post's score is its highest.
+    expected = np.array([[max(s.scores[c] for s in score_text(t, model, rules)) for c in model.categories]
+                         for t, _ in posts])  # fmt: skip
+    result = CliRunner().invoke(app, ["evaluate", "--data", str(path), "--model", str(models_dir), "--as-posts",
+                                      "-f", "json", "--worst", "0"], catch_exceptions=False)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    thresholds = model.thresholds(policy)
+    for j, cat in enumerate(model.categories):
+        y = np.array([cat in labels for _, labels in posts])
+        got = next(r for r in report["categories"] if r["category"] == cat)
+        assert got["f1"] == f1_score(y, expected[:, j] >= thresholds[cat], zero_division=0)
+        if 0 < y.sum() < len(y):
+            assert got["roc_auc"] == roc_auc_score(y, expected[:, j])
+    args = ["evaluate", "--data", str(path), "--model", str(models_dir), "-f", "json", "--worst", "0"]
+    whole = json.loads(CliRunner().invoke(app, args).stdout)
+    threat = [next(r for r in e["categories"] if r["category"] == "threat") for e in (whole, report)]
+    assert threat[0]["tp"] < threat[1]["tp"]  # whole, the long first sentence dilutes the threat after it

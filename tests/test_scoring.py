@@ -260,15 +260,18 @@ def test_context_only_lowers_a_score_in_the_review_band(rules: Rules) -> None:
 
         def predict_proba(self, texts: list[str]):
             self.seen += texts
-            table = {"a": [0.9, 0.0], "b": [0.1, 0.0], "a b": [0.2, 0.6], "c": [0.0, 0.01]}
+            table = {"a": [0.9, 0.0], "b": [0.1, 0.0], "d": [0.6, 0.0], "a b": [0.2, 0.6], "d b": [0.4, 0.0],
+                     "c": [0.0, 0.01]}  # fmt: skip
             return np.array([table[t] for t in texts])
 
     model = Scripted()
-    items = [("s", None, i, Sentence(0, 1, 1, 1, t), UNSURE) for i, t in enumerate(["a", "b", "c"])]
-    judged = _judge(items, model, rules, ["a b", "a b", "c"])
-    assert judged.scores[0] == [0.2, 0.0]  # each category's lower score: context never raises one
+    items = [("s", None, i, Sentence(0, 1, 1, 1, t), UNSURE) for i, t in enumerate(["a", "b", "d", "c"])]
+    judged = _judge(items, model, rules, ["a b", "a b", "d b", "c"])
+    assert judged.scores[0] == [0.45, 0.0]  # at most halved; context never raises a score (harassment 0.6)
     assert judged.scores[1] == [0.1, 0.0]  # below every review band: not scored again
-    assert model.seen == ["a", "b", "c", "a b"]
+    assert judged.scores[2] == [0.4, 0.0]  # the lower of the two
+    assert judged.outcome(0)[:2] == ((), ("threat",)) and judged.outcome(2)[:2] == ((), ("threat",))
+    assert model.seen == ["a", "b", "d", "c", "a b", "d b"]
 
 
 def test_what_goes_to_a_worker_pickles_whole() -> None:
