@@ -208,8 +208,11 @@ def _judge(batch: list[Item], model: Model, rules: Rules, windows: list[str] | N
         # Context can only lower a score ("he wrote 'I will kill you'" is flagged alone, not beside "so I reported
         # him"), and at most halve it: a window is one bag of n-grams, and a long harmless neighbour would dilute
         # any threat to nothing. With the default review bands (half the threshold), context can move a flag to
-        # review, never out of sight. Only the few sentences in a review band are scored again.
-        again = [i for i in np.flatnonzero(suspect).tolist() if windows[i] != texts[i]]
+        # review, never out of sight. So only a sentence whose outcome it could change is scored again: one with
+        # a score in a review band, or flagged below twice the threshold; the others keep their own scores.
+        sure = np.array([rules.flag[c] for c in cats]) / CONTEXT_FLOOR
+        movable = ((picked >= lowest) & (picked < sure)).any(axis=1)
+        again = [i for i in np.flatnonzero(movable).tolist() if windows[i] != texts[i]]
         if again:
             alone = picked[again]
             framed = model.predict_proba([windows[i] for i in again])[:, columns]

@@ -304,3 +304,27 @@ def test_scores_are_rounded_as_python_rounds(rules: Rules) -> None:
 
     item = ("s.txt", None, 0, Sentence(0, 5, 1, 1, "hello"), UNSURE)
     assert _judge([item], Fixed(), dataclasses.replace(rules, guard=None)).scores == [[0.0003, 0.0003]]
+
+
+def test_a_flag_context_cannot_move_is_not_scored_again(rules: Rules) -> None:
+    # At twice its threshold a flag stays a flag however low its neighbours bring it (context at most halves a
+    # score), so its window is not scored and it keeps its own score.
+    class Scripted:
+        categories = ("threat", "harassment")
+
+        def __init__(self) -> None:
+            self.seen: list[str] = []
+
+        def predict_proba(self, texts: list[str]):
+            self.seen += texts
+            return np.array([{"sure": [0.7, 0.0], "near": [0.5, 0.0]}.get(t, [0.0, 0.0]) for t in texts])
+
+    low = dataclasses.replace(
+        rules, flag={"threat": 0.3, "harassment": 0.3}, review={"threat": 0.15, "harassment": 0.15}
+    )
+    model = Scripted()
+    items = [("s", None, i, Sentence(0, 1, 1, 1, t), UNSURE) for i, t in enumerate(["sure", "near"])]
+    judged = _judge(items, model, low, ["sure near", "sure near"])
+    assert model.seen == ["sure", "near", "sure near"]
+    assert judged.scores == [[0.7, 0.0], [0.25, 0.0]]
+    assert judged.outcome(0)[0] == ("threat",) and judged.outcome(1)[:2] == ((), ("threat",))
