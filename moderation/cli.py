@@ -526,8 +526,9 @@ def evaluate(
         typer.Option(
             "--as-posts",
             help="Score each example as `moderation score` scores a post: sentence by sentence, each in its "
-            "paragraph's context, the example taking its highest sentence's score in each category. Without it, "
-            "each example is scored whole, as the model was trained.",
+            "paragraph's context, the example taking its highest sentence's score in each category (context is "
+            "consulted near the thresholds only, so ROC and PR figures depend on them). Without it, each example "
+            "is scored whole, as the model was trained.",
         ),
     ] = False,
     policy_path: PolicyOption = None,

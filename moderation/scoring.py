@@ -7,6 +7,7 @@ always-flag phrase forces the flag; text in a language the model does not suppor
 
 from __future__ import annotations
 
+import bisect
 import collections
 import ctypes
 import dataclasses
@@ -26,7 +27,16 @@ from .inputs import Document
 from .language import UNSURE, Detected, LanguageGuard
 from .model import Model, explain, load_model
 from .policy import Policy, review_thresholds
-from .text import MAX_SENTENCE_CHARS, PARAGRAPH_BREAK, Sentence, context_of, iter_sentences, line_breaks, normalize
+from .text import (
+    MAX_SENTENCE_CHARS,
+    PARAGRAPH_BREAK,
+    Sentence,
+    context_of,
+    iter_sentences,
+    line_breaks,
+    normalize,
+    paragraph_spans,
+)
 
 BATCH_SENTENCES = 512  # at most this many pieces (short documents) in one task
 PIECE_CHARS = 1 << 16  # text per task, about a thousand sentences
@@ -207,16 +217,17 @@ def _judge(batch: list[Item], model: Model, rules: Rules, windows: list[str] | N
     if windows is not None:
         # Context can only lower a score ("he wrote 'I will kill you'" is flagged alone, not beside "so I reported
         # him"), and at most halve it: a window is one bag of n-grams, and a long harmless neighbour would dilute
-        # any threat to nothing. With the default review bands (half the threshold), context can move a flag to
-        # review, never out of sight. So only a sentence whose outcome it could change is scored again: one with
-        # a score in a review band, or flagged below twice the threshold; the others keep their own scores.
-        sure = np.array([rules.flag[c] for c in cats]) / CONTEXT_FLOOR
-        movable = ((picked >= lowest) & (picked < sure)).any(axis=1)
-        again = [i for i in np.flatnonzero(movable).tolist() if windows[i] != texts[i]]
+        # any threat to nothing. A flag it lowers stays at least in the review band, whatever the policy's band, so
+        # context can move a flag to review, never out of sight. Only the scores whose outcome context could change
+        # are scored again: in a review band, or flagged below threshold / CONTEXT_FLOOR; the others are kept.
+        flag = np.array([rules.flag[c] for c in cats])
+        movable = (picked >= lowest) & (picked < flag / CONTEXT_FLOOR)
+        again = [i for i in np.flatnonzero(movable.any(axis=1)).tolist() if windows[i] != texts[i]]
         if again:
             alone = picked[again]
             framed = model.predict_proba([windows[i] for i in again])[:, columns]
-            picked[again] = np.maximum(np.minimum(alone, framed), alone * CONTEXT_FLOOR)
+            floor = np.where(alone >= flag, np.maximum(alone * CONTEXT_FLOOR, lowest), alone * CONTEXT_FLOOR)
+            picked[again] = np.where(movable[again], np.maximum(np.minimum(alone, framed), floor), alone)
             suspect = (picked >= lowest).any(axis=1)
     guard = rules.guard
     if guard:
@@ -282,6 +293,8 @@ class Piece:
     lang: Detected
     paused: bool = False
     context: str = ""  # the text just before this piece (see iter_sentences)
+    before: str = ""  # cut inside a paragraph: the last sentence before this piece, to the piece's start
+    after: str = ""  # cut inside a paragraph: the first sentence after this piece
 
     def __reduce__(self):
         return Piece, tuple(getattr(self, f) for f in self.__slots__)  # every field, whatever is added later
@@ -289,36 +302,42 @@ class Piece:
 
 def pieces(documents: Iterable[Document], rules: Rules, size: int = PIECE_CHARS) -> Iterator[Piece]:
     """Each document cut into pieces of about `size` characters that split into sentences exactly as the whole
-    document does; a piece is also cut early when its input has nothing more to read right now."""
+    document does; a piece is also cut early when its input has nothing more to read right now. A piece cut inside a
+    paragraph carries the sentences either side of the cut (`before`, `after`), so that each sentence is judged with
+    the same neighbours wherever, and whenever, the document was cut."""
     for number, doc in enumerate(documents):
         chunks, doc_lang = _with_language(doc, rules)
-        buf, offset, line, col, context = "", 0, 1, 1, ""
+        buf, offset, line, col, context, before = "", 0, 1, 1, "", ""
         try:
             for chunk in chunks:
                 buf += chunk
                 idle = doc.idle is not None and doc.idle()
                 if len(buf) < size and not idle:
                     continue
-                cut = _cut(buf, context, size, fallback=idle or len(buf) >= 8 * size)
+                cut, last, after = _cut(buf, context, size, fallback=idle or len(buf) >= 8 * size)
                 if cut:
-                    yield Piece(number, doc.source, doc.doc_id, buf[:cut], offset, line, col, doc_lang, idle, context)
+                    yield Piece(number, doc.source, doc.doc_id, buf[:cut], offset, line, col, doc_lang, idle, context,
+                                before, after)  # fmt: skip
                     line, col = _advance(buf, cut, line, col)
                     context = context_of(context + buf[:cut])
+                    before = buf[last:cut] if after else ""
                     buf, offset = buf[cut:], offset + cut
         except ModerationError:
             # The input failed part way: what was read before still counts, all but the sentence it may have cut
             # short (as iter_sentences gives it).
-            cut = max(_cut(buf, context, size, fallback=False), _sentence_cut(buf, context))
+            cut = max(_cut(buf, context, size, fallback=False)[0], _before_last(buf, context))
             if cut:
-                yield Piece(number, doc.source, doc.doc_id, buf[:cut], offset, line, col, doc_lang, True, context)
+                yield Piece(number, doc.source, doc.doc_id, buf[:cut], offset, line, col, doc_lang, True, context,
+                            before)  # fmt: skip
             raise
         if buf or offset == 0:
             idle = doc.idle is not None and doc.idle()
-            yield Piece(number, doc.source, doc.doc_id, buf, offset, line, col, doc_lang, idle, context)
+            yield Piece(number, doc.source, doc.doc_id, buf, offset, line, col, doc_lang, idle, context, before)
 
 
-def _cut(buf: str, context: str, size: int, fallback: bool) -> int:
-    """Where `buf` can be cut without changing how it splits into sentences; 0 if nowhere yet.
+def _cut(buf: str, context: str, size: int, fallback: bool) -> tuple[int, int, str]:
+    """Where `buf` can be cut without changing how it splits into sentences (0 if nowhere yet), where the last
+    sentence before the cut starts, and the sentence after the cut when the cut is inside a paragraph ("" if not).
 
     After a paragraph break nothing on either side matters to the other. Without one, when the text must move on
     (`fallback`), see `_sentence_cut`.
@@ -327,21 +346,29 @@ def _cut(buf: str, context: str, size: int, fallback: bool) -> int:
     if found is None and len(buf) > size:
         found = _last(PARAGRAPH_BREAK.finditer(buf))
     if found is not None and not (buf.endswith("\r") and found.end() == len(buf)):  # "\r" may be half of "\r\n"
-        return found.end()
-    return _sentence_cut(buf, context) if fallback else 0
+        return found.end(), found.end(), ""
+    return _sentence_cut(buf, context) if fallback else (0, 0, "")
 
 
-def _sentence_cut(buf: str, context: str) -> int:
-    """Before the last sentence of `buf`, the one the next text may still continue; after it, if it is followed by
-    more blank space than a sentence may hold (iter_sentences settles it then: without this a long run of spaces
-    would be split again with every chunk); 0 if neither."""
+def _sentence_cut(buf: str, context: str) -> tuple[int, int, str]:
+    """A cut inside a paragraph, as `_cut` gives it: before the second-to-last sentence of `buf`, since the last one
+    may still grow and the sentence after the cut must be whole (it is the neighbour of the one before the cut);
+    after the last sentence, if it is followed by more blank space than a sentence may hold (iter_sentences settles
+    it then: without this a long run of spaces would be split again with every chunk); (0, 0, "") if neither."""
     sentences = list(iter_sentences([buf], context))
-    if len(sentences) >= 2:
-        return sentences[-1].start
+    if len(sentences) >= 3:
+        first_after = sentences[-2]
+        return first_after.start, sentences[-3].start, buf[first_after.start : first_after.end]
     rest = buf[sentences[-1].end if sentences else 0 :]
     if len(rest) > MAX_SENTENCE_CHARS and rest.isspace():
-        return len(buf) - buf.endswith("\r")
-    return 0
+        return len(buf) - buf.endswith("\r"), len(buf), ""
+    return 0, 0, ""
+
+
+def _before_last(buf: str, context: str) -> int:
+    """Where the last sentence of `buf` starts, if another comes before it; 0 if not."""
+    sentences = list(iter_sentences([buf], context))
+    return sentences[-1].start if len(sentences) >= 2 else 0
 
 
 def _last(matches: Iterator[re.Match[str]]) -> re.Match[str] | None:
@@ -371,7 +398,7 @@ def _judge_pieces(task: list[Piece], model: Model, rules: Rules) -> list[tuple[i
     ends = []
     for p in task:
         found = list(iter_sentences([p.text], p.context))
-        windows += _windows(p.text, found)
+        windows += _windows(p.text, found, p.before, p.after)
         for index, s in enumerate(found):
             col = s.col + p.col - 1 if s.line == 1 else s.col
             items.append((p.source, p.doc_id, index, Sentence(s.start + p.offset, s.end + p.offset,
@@ -381,21 +408,27 @@ def _judge_pieces(task: list[Piece], model: Model, rules: Rules) -> list[tuple[i
     return [(p.doc, part) for p, part in zip(task, judged.split(ends), strict=True)]
 
 
-def _windows(text: str, sentences: list[Sentence]) -> list[str]:
-    """Each sentence of `text` with the sentence before and the one after it in the same paragraph, as written.
-
-    Pieces are cut at paragraph breaks; a paragraph longer than `8 * PIECE_CHARS`, or a pipe that pauses in the
-    middle of one, is cut between sentences, and the sentences either side of such a cut lose that neighbour (the
-    same way whatever --jobs says).
-    """
+def _windows(text: str, sentences: list[Sentence], before: str = "", after: str = "") -> list[str]:
+    """Each sentence of `text` with the sentence before and the one after it in the same paragraph (as the splitting
+    sees paragraphs: a blank line, a heading or a list item starts one), as written; `before` and `after` are the
+    sentences either side of `text` when it was cut from a paragraph (see `pieces`)."""
+    whole = before + text + after
+    shift = len(before)
+    spans = [(s.start + shift, s.end + shift) for s in sentences]
+    if before:
+        spans.insert(0, (0, len(before.rstrip())))
+    if after:
+        spans.append((shift + len(text), len(whole)))
+    starts = [start for start, _ in paragraph_spans(whole)]
+    paragraph = [bisect.bisect_right(starts, start) for start, _ in spans]
     out = []
-    for k, s in enumerate(sentences):
-        start, end = s.start, s.end
-        if k and PARAGRAPH_BREAK.search(text, sentences[k - 1].end, s.start) is None:
-            start = sentences[k - 1].start
-        if k + 1 < len(sentences) and PARAGRAPH_BREAK.search(text, s.end, sentences[k + 1].start) is None:
-            end = sentences[k + 1].end
-        out.append(text[start:end])
+    for k in range(bool(before), len(spans) - bool(after)):
+        start, end = spans[k]
+        if k and paragraph[k - 1] == paragraph[k]:
+            start = spans[k - 1][0]
+        if k + 1 < len(spans) and paragraph[k + 1] == paragraph[k]:
+            end = spans[k + 1][1]
+        out.append(whole[start:end])
     return out
 
 
@@ -562,7 +595,8 @@ def score_text(text: str, model: Model, rules: Rules, source: str = "<text>") ->
 def post_scores(texts: Iterable[str], model: Model, rules: Rules) -> np.ndarray:
     """Each text scored as `moderation score` scores a post, one row each, columns in `model.categories` order: in
     each category, the highest score of its sentences, each judged in its paragraph's context (0 for no sentence;
-    categories the policy does not score are 0 too)."""
+    categories the policy does not score are 0 too). The scores only: the policy's phrases and the language guard
+    are not applied; context is consulted only near `rules`' thresholds, so the scores depend on them."""
     texts = list(texts)
     out = np.zeros((len(texts), len(model.categories)))
     columns = [(model.categories.index(c), c) for c in rules.flag]

@@ -178,6 +178,12 @@ def _spans(text: str, begin: int, end: int) -> Iterator[tuple[int, int]]:
         yield start, para[1]
 
 
+def paragraph_spans(text: str) -> list[tuple[int, int]]:
+    """The paragraphs of `text` as the splitting sees them (a blank line, a heading or a list item starts one):
+    (start, end) offsets, in order; no sentence spans two."""
+    return list(_paragraphs(text, 0, len(text)))
+
+
 def _paragraphs(text: str, begin: int, end: int) -> Iterator[tuple[int, int]]:
     start = begin
     # Searching from the start of `begin`'s line finds a heading that began before it (its rest is a paragraph).

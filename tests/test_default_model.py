@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from moderation.inputs import Document
 from moderation.model import load_model
 from moderation.policy import load_policy
 from moderation.registry import bundled_models_dir, resolve
-from moderation.scoring import Rules, score_text
+from moderation.scoring import Rules, SentenceScore, pieces, score_documents, score_text
 
 NEWS = (
     "Police said on Monday that a 34-year-old man had been arrested after he threatened to kill his neighbour in a "
@@ -88,3 +89,19 @@ def test_a_long_harmless_sentence_before_a_threat_does_not_hide_it(shipped) -> N
     model, rules = shipped
     text = "The weather was lovely and the food at the little cafe by the harbour was great. I will kill you."
     assert [s.flagged for s in score_text(text, model, rules)] == [(), ("threat",)]
+
+
+def test_a_pause_in_the_input_does_not_change_a_score(shipped) -> None:
+    # A pipe that pauses after every sentence is cut inside the paragraph each time; each sentence must still be
+    # judged with the one before and after it (the quote alone reads as a threat; with its report, it does not).
+    model, rules = shipped
+    parts = ["Morning all. ", 'He wrote "I will kill you tonight" under my post. ', "So I reported him. ", "Bye now."]
+
+    def scored(idle: bool) -> list[SentenceScore]:
+        return list(score_documents([Document("s.txt", None, iter(parts), lambda: idle)], model, rules))
+
+    paused, read_at_once = scored(True), scored(False)
+    assert paused == read_at_once
+    assert read_at_once[1].flagged == () and read_at_once[1].scores["threat"] > 0
+    cut = [p for p in pieces([Document("s.txt", None, iter(parts), lambda: True)], rules) if p.after]
+    assert cut  # the pauses did cut the paragraph

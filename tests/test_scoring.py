@@ -26,7 +26,6 @@ from moderation.scoring import (
     _tasks,
     _windows,
     pieces,
-    score_batches,
     score_documents,
     score_pieces,
     with_neighbours,
@@ -214,25 +213,29 @@ def test_pieces_score_as_the_whole_document(shipped_rules, text: str, size: int,
     # input, before the last sentence), split each piece alone, renumber; the result must be the sequential one.
     model, rules = shipped_rules
 
-    def documents():
+    def documents(pausing: bool = True):
         chunks, at = [], 0
         for n in cuts:
             chunks.append(text[at : at + n])
             at += n
         chunks.append(text[at:])
-        paused = iter(pauses)
+        paused = iter(pauses if pausing else [])
         return [Document("t.txt", None, iter(chunks), lambda: next(paused, False)), Document("u", "2", iter(["x. y"]))]
 
     numbering, got = _Numbering(), []
     for task in _tasks(pieces(documents(), rules, size), size):
         task = pickle.loads(pickle.dumps(task))  # as a worker receives it
         got += numbering.apply(pickle.loads(pickle.dumps(score_pieces(task, model, rules, with_terms=False))))
-    # The sentences are those of the whole document, however it was cut; their scores, those of one job cutting
-    # the same way (a cut inside a paragraph takes a sentence's neighbour away: see the test after this one).
-    where = [(s.doc_id, s.index, s.start, s.end, s.line, s.col, s.text) for s in got]
-    assert where == [(s.doc_id, s.index, s.start, s.end, s.line, s.col, s.text)
-                     for s in score_documents(documents(), model, rules)]  # fmt: skip
-    assert got == [s for batch in score_batches(documents(), model, rules, size=size) for s in batch]
+    # The sentences are those of the whole document split in one go, however and whenever it was cut...
+    whole = [("t.txt", None, text), ("u", "2", "x. y")]
+    assert [(s.source, s.doc_id, s.index, s.start, s.end, s.line, s.col, s.text) for s in got] == [
+        (source, doc_id, i, x.start, x.end, x.line, x.col, x.text)
+        for source, doc_id, t in whole
+        for i, x in enumerate(split_sentences(t))
+    ]
+    # ... and so are their scores and outcomes: each is judged with the same neighbours across any cut, whether
+    # the piece size or a pause in the input made it (the first chunk, which tells the language, is the same).
+    assert got == list(score_documents(documents(pausing=False), model, rules))
 
 
 def test_a_sentence_is_judged_with_its_neighbours_in_the_paragraph() -> None:
@@ -248,6 +251,16 @@ def test_a_sentence_is_judged_with_its_neighbours_in_the_paragraph() -> None:
         "One. Two.",
         "One. Two. Three.",
         "Two. Three.",
+    ]
+    # A list item or a heading starts a paragraph too: the removed comments of a moderation log stand alone.
+    listed = "# Removed\nHe wrote it. Bad.\n- I will kill you.\n- So I reported him."
+    assert _windows(listed, split_sentences(listed)) == [
+        "# Removed", "He wrote it. Bad.", "He wrote it. Bad.", "- I will kill you.", "- So I reported him.",
+    ]  # fmt: skip
+    # Cut from a paragraph, a piece is judged with the sentences either side of the cut.
+    assert _windows("Two. Three. ", split_sentences("Two. Three. "), "One. ", "Four.") == [
+        "One. Two. Three.",
+        "Two. Three. Four.",
     ]
 
 
@@ -328,3 +341,21 @@ def test_a_flag_context_cannot_move_is_not_scored_again(rules: Rules) -> None:
     assert model.seen == ["sure", "near", "sure near"]
     assert judged.scores == [[0.7, 0.0], [0.25, 0.0]]
     assert judged.outcome(0)[0] == ("threat",) and judged.outcome(1)[:2] == ((), ("threat",))
+
+
+def test_context_lowers_each_category_on_its_own_and_keeps_a_flag_in_review(rules: Rules) -> None:
+    class Scripted:
+        categories = ("threat", "harassment")
+
+        def predict_proba(self, texts: list[str]):
+            return np.array([{"x": [0.7, 0.2], "y": [0.32, 0.0]}.get(t, [0.0, 0.0]) for t in texts])
+
+    # A review band above half the threshold: a flag halved would fall below it.
+    narrow = dataclasses.replace(
+        rules, flag={"threat": 0.3, "harassment": 0.3}, review={"threat": 0.25, "harassment": 0.15}
+    )
+    items = [("s", None, i, Sentence(0, 1, 1, 1, t), UNSURE) for i, t in enumerate(["x", "y"])]
+    judged = _judge(items, Scripted(), narrow, ["x y", "x y"])
+    assert judged.scores[0] == [0.7, 0.1]  # threat is sure and keeps its score; harassment alone is halved
+    assert judged.scores[1] == [0.25, 0.0]  # the flag drops to the review band's edge, not out of it
+    assert judged.outcome(1)[:2] == ((), ("threat",))
