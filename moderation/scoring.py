@@ -476,12 +476,12 @@ def render_batches(
 def _run_workers(documents, model: Model, rules: Rules, with_terms: bool, jobs: int, render, size: int):
     """The workers' results for each task, in the order the tasks were made."""
     import joblib
-    from joblib.externals.loky import get_reusable_executor
+    from joblib.executor import get_memmapping_executor
 
     if model.path is None:
         raise ModelError("--jobs needs a model stored on disk (workers load it from there)")
     workers = joblib.cpu_count() if jobs == -1 else jobs
-    executor = _start_workers(get_reusable_executor, workers)
+    executor = _start_workers(get_memmapping_executor, workers)
     in_flight: collections.deque = collections.deque()
     try:
         for task in _tasks(pieces(documents, rules, size), size):
@@ -498,8 +498,9 @@ def _run_workers(documents, model: Model, rules: Rules, with_terms: bool, jobs: 
         yield in_flight.popleft().result()
 
 
-def _start_workers(get_reusable_executor, workers: int):
-    """loky's executor with its worker processes started, ignoring Ctrl-C from birth.
+def _start_workers(get_executor, workers: int):
+    """joblib's reusable executor with its worker processes started, ignoring Ctrl-C from birth. Made through
+    joblib, not loky alone, so that a later joblib.Parallel in this process (training's) can replace it.
 
     A terminal's Ctrl-C reaches every process of the group, and a worker still importing would print a traceback;
     an ignored signal stays ignored across exec, so the workers are started while this process ignores it (the
@@ -508,9 +509,9 @@ def _start_workers(get_reusable_executor, workers: int):
     try:
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     except ValueError:  # not the main thread: signals are not ours to change
-        return get_reusable_executor(max_workers=workers, initializer=_ignore_interrupts)
+        return get_executor(workers, initializer=_ignore_interrupts)
     try:
-        executor = get_reusable_executor(max_workers=workers, initializer=_ignore_interrupts)
+        executor = get_executor(workers, initializer=_ignore_interrupts)
         executor.submit(int)  # starts the processes now (the call returns at once)
     finally:
         signal.signal(signal.SIGINT, previous)

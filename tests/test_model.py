@@ -45,6 +45,19 @@ def test_the_model_does_not_depend_on_jobs() -> None:
     assert np.array_equal(m1.predict_proba(texts), m2.predict_proba(texts))
 
 
+def test_training_with_workers_after_scoring_with_workers(models_dir: Path, small_data: Path) -> None:
+    # Both use joblib's one reusable pool of processes; scoring's once broke training's ('_temp_folder_manager').
+    from moderation.inputs import Document
+    from moderation.scoring import Rules, score_documents
+
+    policy = load_policy()
+    model = load_model(resolve(models_dir))
+    docs = [Document("a.txt", None, iter(["I will kill you. Nice day."]))]
+    assert len(list(score_documents(docs, model, Rules.of(policy, model), jobs=2))) == 2
+    trained, _ = train(load_labelled([small_data], policy.ids), policy, folds=2, n_jobs=2)
+    assert trained.predict_proba(["I will kill you"]).shape == (1, len(policy.ids))
+
+
 def test_card_records_what_made_the_model(models_dir: Path) -> None:
     model = load_model(resolve(models_dir))
     card = model.card
