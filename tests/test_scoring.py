@@ -264,20 +264,22 @@ def test_a_sentence_is_judged_with_its_neighbours_in_the_paragraph() -> None:
     ]
 
 
+class Scripted:
+    """A model with scripted scores: text -> [threat, harassment] ([0, 0] for any other), recording what it saw."""
+
+    categories = ("threat", "harassment")
+
+    def __init__(self, table: dict[str, list[float]]) -> None:
+        self.table, self.seen = table, []
+
+    def predict_proba(self, texts: list[str]):
+        self.seen += texts
+        return np.array([self.table.get(t, [0.0, 0.0]) for t in texts])
+
+
 def test_context_only_lowers_a_score_in_the_review_band(rules: Rules) -> None:
-    class Scripted:
-        categories = ("threat", "harassment")
-
-        def __init__(self) -> None:
-            self.seen: list[str] = []
-
-        def predict_proba(self, texts: list[str]):
-            self.seen += texts
-            table = {"a": [0.9, 0.0], "b": [0.1, 0.0], "d": [0.6, 0.0], "a b": [0.2, 0.6], "d b": [0.4, 0.0],
-                     "c": [0.0, 0.01]}  # fmt: skip
-            return np.array([table[t] for t in texts])
-
-    model = Scripted()
+    model = Scripted({"a": [0.9, 0.0], "b": [0.1, 0.0], "d": [0.6, 0.0], "a b": [0.2, 0.6], "d b": [0.4, 0.0],
+                      "c": [0.0, 0.01]})  # fmt: skip
     items = [("s", None, i, Sentence(0, 1, 1, 1, t), UNSURE) for i, t in enumerate(["a", "b", "d", "c"])]
     judged = _judge(items, model, rules, ["a b", "a b", "d b", "c"])
     assert judged.scores[0] == [0.45, 0.0]  # at most halved; context never raises a score (harassment 0.6)
@@ -322,20 +324,10 @@ def test_scores_are_rounded_as_python_rounds(rules: Rules) -> None:
 def test_a_flag_context_cannot_move_is_not_scored_again(rules: Rules) -> None:
     # At twice its threshold a flag stays a flag however low its neighbours bring it (context at most halves a
     # score), so its window is not scored and it keeps its own score.
-    class Scripted:
-        categories = ("threat", "harassment")
-
-        def __init__(self) -> None:
-            self.seen: list[str] = []
-
-        def predict_proba(self, texts: list[str]):
-            self.seen += texts
-            return np.array([{"sure": [0.7, 0.0], "near": [0.5, 0.0]}.get(t, [0.0, 0.0]) for t in texts])
-
+    model = Scripted({"sure": [0.7, 0.0], "near": [0.5, 0.0]})
     low = dataclasses.replace(
         rules, flag={"threat": 0.3, "harassment": 0.3}, review={"threat": 0.15, "harassment": 0.15}
     )
-    model = Scripted()
     items = [("s", None, i, Sentence(0, 1, 1, 1, t), UNSURE) for i, t in enumerate(["sure", "near"])]
     judged = _judge(items, model, low, ["sure near", "sure near"])
     assert model.seen == ["sure", "near", "sure near"]
@@ -344,18 +336,12 @@ def test_a_flag_context_cannot_move_is_not_scored_again(rules: Rules) -> None:
 
 
 def test_context_lowers_each_category_on_its_own_and_keeps_a_flag_in_review(rules: Rules) -> None:
-    class Scripted:
-        categories = ("threat", "harassment")
-
-        def predict_proba(self, texts: list[str]):
-            return np.array([{"x": [0.7, 0.2], "y": [0.32, 0.0]}.get(t, [0.0, 0.0]) for t in texts])
-
     # A review band above half the threshold: a flag halved would fall below it.
     narrow = dataclasses.replace(
         rules, flag={"threat": 0.3, "harassment": 0.3}, review={"threat": 0.25, "harassment": 0.15}
     )
     items = [("s", None, i, Sentence(0, 1, 1, 1, t), UNSURE) for i, t in enumerate(["x", "y"])]
-    judged = _judge(items, Scripted(), narrow, ["x y", "x y"])
+    judged = _judge(items, Scripted({"x": [0.7, 0.2], "y": [0.32, 0.0]}), narrow, ["x y", "x y"])
     assert judged.scores[0] == [0.7, 0.1]  # threat is sure and keeps its score; harassment alone is halved
     assert judged.scores[1] == [0.25, 0.0]  # the flag drops to the review band's edge, not out of it
     assert judged.outcome(1)[:2] == ((), ("threat",))
