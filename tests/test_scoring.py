@@ -292,7 +292,7 @@ def test_context_only_lowers_a_score_in_the_review_band(rules: Rules) -> None:
 def test_what_goes_to_a_worker_pickles_whole() -> None:
     from moderation.language import Detected
 
-    piece = Piece(3, "s.txt", "7", "text", 5, 2, 9, Detected("en", True), True, "context before")
+    piece = Piece(3, "s.txt", "7", "text", 5, 2, 9, Detected("en", True), True, "context before", "One. ", "Three.")
     sentence = Sentence(1, 2, 3, 4, "x")
     score = SentenceScore("s", None, 1, 2, 3, 4, 5, "t", {"hate": 0.5}, ("hate",), {"hate": [("t", 1.0)]}, (), {},
                           {"hate": "t"}, "en", True)  # fmt: skip
