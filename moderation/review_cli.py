@@ -198,12 +198,25 @@ def _ask_categories(categories: tuple[str, ...]) -> list[str] | None:
     return chosen
 
 
+def _given_before(ctx: typer.Context, name: str, value):
+    """`value`, or the same option given to `moderation review` before the subcommand (`moderation review --db
+    team.db stats`) when the subcommand's own was not given: otherwise it would silently read ./moderation.db."""
+
+    def given(c: typer.Context) -> bool:  # by name: Typer vendors click in some versions and not in others
+        source = c.get_parameter_source(name)
+        return source is not None and source.name != "DEFAULT"
+
+    group = ctx.parent
+    return group.params[name] if group is not None and given(group) and not given(ctx) else value
+
+
 @review_app.command("stats")
-def review_stats(db: DbOption = DEFAULT_DB) -> None:
+def review_stats(ctx: typer.Context, db: DbOption = DEFAULT_DB) -> None:
     """Queue size per category, decisions per reviewer, waiting times, and the share of flags reviewers confirmed.
 
     Example: moderation review stats --db moderation.db
     """
+    db = _given_before(ctx, "db", db)
     with errors_to_exit():
         if not db.is_file():
             raise ReviewError(f"{db}: no review database here (create one with `moderation score ... --queue`)")
@@ -239,6 +252,7 @@ def _duration(seconds: float | None) -> str:
 
 @review_app.command("undo")
 def review_undo(
+    ctx: typer.Context,
     db: DbOption = DEFAULT_DB,
     reviewer: Annotated[
         str | None, typer.Option("--reviewer", help="Whose decision (default: your login name).")
@@ -248,6 +262,7 @@ def review_undo(
 
     Example: moderation review undo --db moderation.db
     """
+    db, reviewer = _given_before(ctx, "db", db), _given_before(ctx, "reviewer", reviewer)
     with errors_to_exit():
         if not db.is_file():
             raise ReviewError(f"{db}: no review database here")

@@ -175,6 +175,16 @@ def test_review_loop_step_by_step(db: Path) -> None:
     assert decisions(db)[-1][2] == "undo"
 
 
+def test_options_given_before_a_subcommand_count(db: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # no moderation.db here: the subcommand must read the one named before it
+    stats = CliRunner().invoke(app, ["review", "--db", str(db), "stats"])
+    assert stats.exit_code == 0 and "pending items by category" in stats.stdout
+    review(db, "c\nq\n")
+    undo = CliRunner().invoke(app, ["review", "--db", str(db), "--reviewer", "rita", "undo"])
+    assert undo.exit_code == 0 and "item 1" in undo.stdout
+    assert decisions(db)[-1] == (1, "rita", "undo", [])
+
+
 def test_skip_and_note_and_bad_keys(db: Path) -> None:
     result = review(db, "x\na\nlooks like a quote\ns\nr\nspam\nr\n\nq\n")
     assert "Unknown key 'x'" in result.stdout and "Note saved." in result.stdout
