@@ -143,11 +143,7 @@ def score_batches(
     pieces are scored here, so the output is the same.
     """
     numbering = _Numbering()
-    if jobs == 1:
-        for task in _tasks(pieces(documents, rules, size), size):
-            yield numbering.apply(score_pieces(task, model, rules, with_terms))
-        return
-    for result in _run_workers(documents, model, rules, with_terms, jobs, None, size):
+    for result in _results(documents, model, rules, with_terms, jobs, None, size):
         yield numbering.apply(result)
 
 
@@ -465,12 +461,24 @@ def render_batches(
     into what is written. Yields lists of what `render` returned, each with the number to add to the indexes of its
     sentences to make them their documents' own (0 when they already are)."""
     numbering = _Numbering()
-    if jobs == 1:
-        for task in _tasks(pieces(documents, rules, size), size):
-            yield numbering.place([render(doc, judged) for doc, judged in _judge_pieces(task, model, rules)])
-        return
-    for result in _run_workers(documents, model, rules, False, jobs, render, size):
+    for result in _results(documents, model, rules, False, jobs, render, size):
         yield numbering.place(result)
+
+
+def _score_task(task: list[Piece], model: Model, rules: Rules, with_terms: bool, render: Callable | None):
+    """`score_pieces` of a task, or with `render`, each piece's `Judged` rendered: in this process or a worker."""
+    if render is None:
+        return score_pieces(task, model, rules, with_terms)
+    return [render(doc, judged) for doc, judged in _judge_pieces(task, model, rules)]
+
+
+def _results(documents, model: Model, rules: Rules, with_terms: bool, jobs: int, render, size: int):
+    """`_score_task` of each task, in the order the tasks were made: here with one job, else in worker processes."""
+    if jobs != 1:
+        yield from _run_workers(documents, model, rules, with_terms, jobs, render, size)
+        return
+    for task in _tasks(pieces(documents, rules, size), size):
+        yield _score_task(task, model, rules, with_terms, render)
 
 
 def _run_workers(documents, model: Model, rules: Rules, with_terms: bool, jobs: int, render, size: int):
@@ -579,10 +587,7 @@ def _worker_score(path: str, task: list[Piece], rules: Rules, with_terms: bool, 
     model = _WORKER_MODELS.get(path)
     if model is None:
         model = _WORKER_MODELS[path] = load_model(Path(path))
-    if render is None:
-        scored = score_pieces(task, model, rules, with_terms)
-    else:
-        scored = [render(doc, judged) for doc, judged in _judge_pieces(task, model, rules)]
+    scored = _score_task(task, model, rules, with_terms, render)
     if next(_WORKER_TASKS) % 16 == 0:
         trim_heap()
     return scored

@@ -668,10 +668,9 @@ def model_input_v3(texts: Iterable[str]) -> list[str]:
         # second view masks it. A sentence's index is the number of line breaks before a hit in it (found by
         # bisection: counting them again for each hit is quadratic in a batch of "and black and black ...").
         breaks = [m.start() for m in _LINE_BREAK.finditer(joined)]
-        lines = joined.split("\n")
         for i in {bisect.bisect(breaks, at) for at in hits}:
-            lines[i] = _COORDINATED_V3.sub(GROUP_TOKEN, lines[i])
-        joined = "\n".join(lines)
+            normalized[i] = _COORDINATED_V3.sub(GROUP_TOKEN, normalized[i])  # the batch's lines are its texts
+        joined = "\n".join(normalized)
     return _GROUPS_V2.sub(GROUP_TOKEN, joined).split("\n")
 
 
