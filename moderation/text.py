@@ -42,11 +42,14 @@ class Sentence:
 # --- segmentation -------------------------------------------------------------------------------------------------
 
 _BREAK = r"(?:\r\n|\r(?!\n)|\n)"  # "\r\n" is one line break, never two
-# A paragraph ends at a blank line, or before a line that starts a bullet, a numbered item or a Markdown heading;
-# a heading line is a paragraph of its own.
+# A paragraph ends at a blank line, before a line that starts a bullet, a numbered item or a Markdown heading, and
+# at a run of white space longer than a sentence may be (streaming settles a sentence there, so it must not be judged
+# with what follows: see scoring._sentence_cut); a heading line is a paragraph of its own. The run is matched only
+# from its start (the look-behind), so a long run costs one scan, not one per position.
 _HARD_BREAK = re.compile(
     r"(?P<heading>(?<![^\r\n])[ \t]*#{1,6}[ \t][^\r\n]*)"
     r"|" + _BREAK + r"[ \t]*(?:" + _BREAK + r"|(?=(?:[-*+•‣◦▪]|\d{1,3}[.)])[ \t]))"
+    r"|(?<!\s)\s{" + str(MAX_SENTENCE_CHARS + 1) + ",}"
 )
 #: A blank line: no sentence spans one, so a document can be cut after it and each side split on its own.
 PARAGRAPH_BREAK = re.compile(_BREAK + r"[ \t]*" + _BREAK)

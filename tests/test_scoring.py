@@ -188,7 +188,7 @@ def test_with_neighbours_stays_inside_a_document() -> None:
     assert got == [("", "a1", "a2"), ("a1", "a2", ""), ("", "b1", "")]
 
 
-PIECES_ALPHABET = [*"ab. ?!\n\r\t-#1'", "# ", "\n\n", "Dr. ", "kill you", "... ", "\r\n", " 2. "]
+PIECES_ALPHABET = [*"ab. ?!\n\r\t-#1'", "# ", "\n\n", "Dr. ", "kill you", "... ", "\r\n", " 2. ", " " * 1001]
 
 
 @pytest.fixture(scope="module")
@@ -308,6 +308,23 @@ def test_a_long_run_of_blank_space_is_cut_not_carried(shipped_rules) -> None:
     parts = list(pieces([Document("s.txt", None, iter(chunks))], rules, size=65536))
     assert max(len(p.text) for p in parts) <= 9 * 65536
     assert "".join(p.text for p in parts) == "".join(chunks)
+
+
+def test_a_sentence_before_a_long_run_of_blank_space_scores_the_same_however_it_is_cut(shipped_rules) -> None:
+    # The parent cuts after such a run without the next sentence (it may not have arrived); whole, the run ends the
+    # paragraph too, so the quoted threat is judged alone both ways (it was 0.17 whole and 0.34 cut).
+    model, rules = shipped_rules
+    text = 'He wrote "I will kill you tonight" under my post.' + " " * 1500 + "So I reported him."
+
+    def scored(chunks: list[str], size: int) -> list[tuple[str, dict]]:
+        numbering, got = _Numbering(), []
+        for task in _tasks(pieces([Document("t.txt", None, iter(chunks))], rules, size), size):
+            got += numbering.apply(score_pieces(task, model, rules, with_terms=False))
+        return [(s.text, s.scores) for s in got]
+
+    whole = [(s.text, s.scores) for s in score_documents([Document("t.txt", None, iter([text]))], model, rules)]
+    assert scored([text[:1200], text[1200:]], 64) == whole
+    assert len(whole) == 2 and whole[0][1]["threat"] >= rules.review["threat"]
 
 
 def test_scores_are_rounded_as_python_rounds(rules: Rules) -> None:

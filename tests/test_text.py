@@ -80,6 +80,15 @@ def test_long_run_without_white_space_is_cut_hard() -> None:
     assert [len(s.text) for s in parts] == [*[MAX_SENTENCE_CHARS] * 3, 5]
 
 
+def test_white_space_longer_than_a_sentence_ends_a_paragraph() -> None:
+    # Streaming settles a sentence once more blank space follows it than a sentence may hold; it must then be a
+    # paragraph of its own for context too, or a sentence's neighbours would depend on where the input was cut.
+    long, short = " " * (MAX_SENTENCE_CHARS + 1), " " * MAX_SENTENCE_CHARS
+    assert text_module.paragraph_spans(f"One.{long}Two.") == [(0, 4), (5 + MAX_SENTENCE_CHARS, 9 + MAX_SENTENCE_CHARS)]
+    assert text_module.paragraph_spans(f"One.{short}Two.") == [(0, 8 + MAX_SENTENCE_CHARS)]
+    assert [s.text for s in split_sentences(f"One{long}two.")] == ["One", "two."]
+
+
 _alphabet = st.sampled_from(
     [*string.ascii_letters[:6], *" .!?\n\r\t\"'…-*1", "\u200b", "é", "Dr.", "e.g.", "\r\n", " 2. ", "# ", "A. "]
 )
