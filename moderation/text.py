@@ -42,15 +42,16 @@ class Sentence:
 # --- segmentation -------------------------------------------------------------------------------------------------
 
 _BREAK = r"(?:\r\n|\r(?!\n)|\n)"  # "\r\n" is one line break, never two
-# A paragraph ends at a blank line, before a line that starts a bullet, a numbered item or a Markdown heading, and
-# at a run of white space longer than a sentence may be (streaming settles a sentence there, so it must not be judged
-# with what follows: see scoring._sentence_cut); a heading line is a paragraph of its own. The run is matched only
-# from its start (the look-behind), so a long run costs one scan, not one per position.
+# A paragraph ends at a blank line, or before a line that starts a bullet, a numbered item or a Markdown heading;
+# a heading line is a paragraph of its own.
 _HARD_BREAK = re.compile(
     r"(?P<heading>(?<![^\r\n])[ \t]*#{1,6}[ \t][^\r\n]*)"
     r"|" + _BREAK + r"[ \t]*(?:" + _BREAK + r"|(?=(?:[-*+•‣◦▪]|\d{1,3}[.)])[ \t]))"
-    r"|(?<!\s)\s{" + str(MAX_SENTENCE_CHARS + 1) + ",}"
 )
+# It also ends at a run of white space longer than a sentence may be: streaming settles a sentence there (see
+# `_settled`), so it must not be judged with what follows. Matched only from the run's start (the look-behind), so
+# a long run is scanned once, not once per position; a run that starts a paragraph needs no break.
+_LONG_BLANK = re.compile(r"(?<!\s)\s{" + str(MAX_SENTENCE_CHARS + 1) + ",}")
 #: A blank line: no sentence spans one, so a document can be cut after it and each side split on its own.
 PARAGRAPH_BREAK = re.compile(_BREAK + r"[ \t]*" + _BREAK)
 # Terminal punctuation, then closing quotes or brackets, then white space or the end of the text.
@@ -182,12 +183,22 @@ def _spans(text: str, begin: int, end: int) -> Iterator[tuple[int, int]]:
 
 
 def paragraph_spans(text: str) -> list[tuple[int, int]]:
-    """The paragraphs of `text` as the splitting sees them (a blank line, a heading or a list item starts one):
-    (start, end) offsets, in order; no sentence spans two."""
+    """The paragraphs of `text` as the splitting sees them (a blank line, a heading, a list item or blank space longer
+    than a sentence starts one): (start, end) offsets, in order; no sentence spans two."""
     return list(_paragraphs(text, 0, len(text)))
 
 
 def _paragraphs(text: str, begin: int, end: int) -> Iterator[tuple[int, int]]:
+    for start, stop in _between_hard_breaks(text, begin, end):
+        # Only a paragraph longer than a sentence may be can hold such a run: the common case costs one comparison.
+        if stop - start > MAX_SENTENCE_CHARS:
+            for m in _LONG_BLANK.finditer(text, start, stop):
+                yield start, m.start()
+                start = m.end()
+        yield start, stop
+
+
+def _between_hard_breaks(text: str, begin: int, end: int) -> Iterator[tuple[int, int]]:
     start = begin
     # Searching from the start of `begin`'s line finds a heading that began before it (its rest is a paragraph).
     line = max(text.rfind("\n", 0, begin), text.rfind("\r", 0, begin)) + 1
