@@ -127,3 +127,32 @@ def test_the_benchmarks_refuse_a_missing_model_in_one_line(tmp_path: Path) -> No
         assert done.stdout == ""
         assert done.stderr.strip().endswith("no such model or models directory")
         assert "Traceback" not in done.stderr
+
+
+def _throughput():
+    spec = importlib.util.spec_from_file_location("throughput", ROOT / "benchmarks" / "throughput.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_throughput_corpus_is_built_from_any_posts(tmp_path: Path) -> None:
+    throughput = _throughput()
+    lines, jsonl = tmp_path / "posts.txt", tmp_path / "posts.jsonl"
+    lines.write_text("first post here\n\nsecond post!\n", encoding="utf-8")
+    jsonl.write_text('{"text": "only post"}\n', encoding="utf-8")
+    assert throughput.read_posts(lines) == ["first post here", "second post!"]
+    assert throughput.read_posts(jsonl) == ["only post"]
+    corpus = tmp_path / "corpus.txt"
+    throughput.build_corpus(corpus, 0.01, source=lines)
+    text = corpus.read_text(encoding="utf-8")
+    assert len(text.encode()) >= 10_000
+    assert set(text.replace("\n\n", " ").split(" ")) <= {"first", "post", "here.", "second", "post!", ""}
+
+
+def test_the_throughput_benchmark_refuses_a_missing_source_in_one_line(tmp_path: Path) -> None:
+    script = ROOT / "benchmarks" / "throughput.py"
+    cmd = [sys.executable, str(script), "--source", str(tmp_path / "none.txt"), "--work", str(tmp_path)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip() == f"error: {tmp_path / 'none.txt'}: no such file"
