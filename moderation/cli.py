@@ -32,6 +32,32 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
+
+
+def _show_version(value: bool) -> None:
+    if not value:
+        return
+    from . import __version__
+    from .registry import bundled_models_dir, current_name
+
+    try:
+        model = current_name(bundled_models_dir())
+    except ModerationError:
+        model = "none"  # a package built without its models: say so rather than fail
+    typer.echo(f"moderation {__version__} (default model {model})")
+    raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_show_version, is_eager=True, help="Show the version and exit."),
+    ] = False,
+) -> None:
+    """The options of `moderation` itself, before any command."""
+
+
 models_app = typer.Typer(help="List, inspect, promote and roll back model versions.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 policy_app = typer.Typer(help="Check a policy file, or show the policy in force.", no_args_is_help=True)

@@ -126,6 +126,13 @@ def test_every_command_has_help(command: list[str]) -> None:
     assert result.exit_code == 0 and len(result.stdout) > 200
 
 
+def test_version_is_said_without_a_model_shipped(monkeypatch, tmp_path: Path) -> None:
+    # A package built without its models still answers --version, and says so, rather than failing.
+    monkeypatch.setattr("moderation.registry.bundled_models_dir", lambda: tmp_path / "none")
+    result = invoke("--version")
+    assert result.exit_code == 0 and result.stdout.endswith("(default model none)\n")
+
+
 def test_lines_input_makes_each_line_a_post(models_dir: Path, tmp_path: Path) -> None:
     log = tmp_path / "chat.log"
     log.write_bytes(b"first message no stop\r\nsecond one\r\n\r\nfourth. with two sentences\n")

@@ -41,3 +41,12 @@ def test_python_dash_m_works(tmp_path: Path) -> None:
         [sys.executable, "-m", "moderation", "--help"], cwd=tmp_path, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0 and "score" in result.stdout
+
+
+def test_version_names_the_package_and_the_default_model(tmp_path: Path) -> None:
+    from moderation import __version__
+    from moderation.registry import bundled_models_dir, current_name
+
+    result = run("--version", cwd=tmp_path)
+    assert result.returncode == 0 and result.stderr == ""
+    assert result.stdout == f"moderation {__version__} (default model {current_name(bundled_models_dir())})\n"
