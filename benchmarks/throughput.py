@@ -30,10 +30,21 @@ MODERATION = shutil.which("moderation", path=str(Path(sys.executable).parent)) o
 
 def read_posts(path: Path) -> list[str]:
     """The posts of a JSON Lines file (its `text` field) or of a text file (one post per line)."""
-    with path.open(encoding="utf-8") as f:
-        if path.suffix in (".jsonl", ".ndjson"):
-            return [json.loads(line)["text"].strip() for line in f if line.strip()]
-        return [line.strip() for line in f if line.strip()]
+    with path.open(encoding="utf-8-sig") as f:  # a byte-order mark is not part of the first post
+        if path.suffix.lower() not in (".jsonl", ".ndjson"):
+            return [line.strip() for line in f if line.strip()]
+        posts = []
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                text = json.loads(line)["text"]
+            except (ValueError, TypeError, KeyError):
+                text = None
+            if not isinstance(text, str):
+                raise SystemExit(f"error: {path}:{number}: not a JSON object with a string field 'text'")
+            posts.append(text.strip())
+        return posts
 
 
 def build_corpus(path: Path, megabytes: float, seed: int = 0, source: Path = DEFAULT_SOURCE) -> int:

@@ -406,7 +406,7 @@ def _judge_pieces(task: list[Piece], model: Model, rules: Rules) -> list[tuple[i
 
 def _windows(text: str, sentences: list[Sentence], before: str = "", after: str = "") -> list[str]:
     """Each sentence of `text` with the sentence before and the one after it in the same paragraph (as the splitting
-    sees paragraphs: a blank line, a heading or a list item starts one), as written; `before` and `after` are the
+    sees paragraphs: `text.paragraph_spans`), as written; `before` and `after` are the
     sentences either side of `text` when it was cut from a paragraph (see `pieces`)."""
     whole = before + text + after
     shift = len(before)

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from moderation.training import build_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -156,3 +158,14 @@ def test_the_throughput_benchmark_refuses_a_missing_source_in_one_line(tmp_path:
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.strip() == f"error: {tmp_path / 'none.txt'}: no such file"
+
+
+def test_the_throughput_source_is_read_as_the_tool_reads_input(tmp_path: Path) -> None:
+    throughput = _throughput()
+    marked = tmp_path / "POSTS.JSONL"
+    marked.write_text('\ufeff{"text": "first"}\n', encoding="utf-8")
+    assert throughput.read_posts(marked) == ["first"]  # a byte-order mark, an upper-case suffix
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "ok"}\n{"body": "no text"}\n', encoding="utf-8")
+    with pytest.raises(SystemExit, match=r"bad.jsonl:2: not a JSON object with a string field 'text'"):
+        throughput.read_posts(bad)

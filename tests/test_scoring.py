@@ -312,7 +312,7 @@ def test_a_long_run_of_blank_space_is_cut_not_carried(shipped_rules) -> None:
 
 def test_a_sentence_before_a_long_run_of_blank_space_scores_the_same_however_it_is_cut(shipped_rules) -> None:
     # The parent cuts after such a run without the next sentence (it may not have arrived); whole, the run ends the
-    # paragraph too, so the quoted threat is judged alone both ways (it was 0.17 whole and 0.34 cut).
+    # paragraph too, so the quoted threat is judged alone both ways (the default model: 0.14 whole, 0.27 cut before).
     model, rules = shipped_rules
     text = 'He wrote "I will kill you tonight" under my post.' + " " * 1500 + "So I reported him."
 
