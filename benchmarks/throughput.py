@@ -1,6 +1,6 @@
 """Throughput, memory and start-up of `moderation score`, beside the closest peer built the same way.
 
-    pip install '.[bench]' && python benchmarks/throughput.py [--small-mb 10] [--big-mb 500] [--source FILE]
+    pip install '.[bench]' && python benchmarks/throughput.py [--small-mb 10] [--big-mb 500] [--source F] [--work DIR]
 
 Builds a corpus from this repository's own test split, or from the posts of `--source` (repeated and shuffled
 into paragraphs), then reports, side by side: end-to-end file -> JSON Lines with --jobs 1 and --jobs 2; segmentation
@@ -92,12 +92,12 @@ def main() -> int:
     ap.add_argument("--work", type=Path, help="directory for the corpora (default: a temporary one)")
     ap.add_argument("--repeat", type=int, default=3, help="end-to-end runs per --jobs setting (median reported)")
     args = ap.parse_args()
-    work = args.work or Path(tempfile.mkdtemp(prefix="moderation-bench-"))
-    work.mkdir(parents=True, exist_ok=True)
-    small = work / "small.txt"
     if not args.source.is_file():
         print(f"error: {args.source}: no such file", file=sys.stderr)
         return 2
+    work = args.work or Path(tempfile.mkdtemp(prefix="moderation-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    small = work / "small.txt"
     build_corpus(small, args.small_mb, source=args.source)
     size_mb = small.stat().st_size / 1e6
     out = work / "out.jsonl"

@@ -50,7 +50,7 @@ _HARD_BREAK = re.compile(
 )
 # It also ends at a run of white space longer than a sentence may be: streaming settles a sentence there (see
 # `_settled`), so it must not be judged with what follows. Matched only from the run's start (the look-behind), so
-# a long run is scanned once, not once per position; a run that starts a paragraph needs no break.
+# a long run is scanned once, not once per position; a run that starts a paragraph is at most split off empty.
 _LONG_BLANK = re.compile(r"(?<!\s)\s{" + str(MAX_SENTENCE_CHARS + 1) + ",}")
 #: A blank line: no sentence spans one, so a document can be cut after it and each side split on its own.
 PARAGRAPH_BREAK = re.compile(_BREAK + r"[ \t]*" + _BREAK)

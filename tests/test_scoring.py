@@ -201,6 +201,15 @@ def shipped_rules(models_dir: Path):
     return model, Rules.of(load_policy(), model)
 
 
+def _scored_in_pieces(documents, model, rules: Rules, size: int) -> list[SentenceScore]:
+    """What --jobs does in its workers, in process: pieces, tasks pickled as a worker sees them, renumbered."""
+    numbering, got = _Numbering(), []
+    for task in _tasks(pieces(documents, rules, size), size):
+        task = pickle.loads(pickle.dumps(task))
+        got += numbering.apply(pickle.loads(pickle.dumps(score_pieces(task, model, rules, with_terms=False))))
+    return got
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     text=st.lists(st.sampled_from(PIECES_ALPHABET), max_size=80).map("".join),
@@ -222,10 +231,7 @@ def test_pieces_score_as_the_whole_document(shipped_rules, text: str, size: int,
         paused = iter(pauses if pausing else [])
         return [Document("t.txt", None, iter(chunks), lambda: next(paused, False)), Document("u", "2", iter(["x. y"]))]
 
-    numbering, got = _Numbering(), []
-    for task in _tasks(pieces(documents(), rules, size), size):
-        task = pickle.loads(pickle.dumps(task))  # as a worker receives it
-        got += numbering.apply(pickle.loads(pickle.dumps(score_pieces(task, model, rules, with_terms=False))))
+    got = _scored_in_pieces(documents(), model, rules, size)
     # The sentences are those of the whole document split in one go, however and whenever it was cut...
     whole = [("t.txt", None, text), ("u", "2", "x. y")]
     assert [(s.source, s.doc_id, s.index, s.start, s.end, s.line, s.col, s.text) for s in got] == [
@@ -317,10 +323,8 @@ def test_a_sentence_before_a_long_run_of_blank_space_scores_the_same_however_it_
     text = 'He wrote "I will kill you tonight" under my post.' + " " * 1500 + "So I reported him."
 
     def scored(chunks: list[str], size: int) -> list[tuple[str, dict]]:
-        numbering, got = _Numbering(), []
-        for task in _tasks(pieces([Document("t.txt", None, iter(chunks))], rules, size), size):
-            got += numbering.apply(score_pieces(task, model, rules, with_terms=False))
-        return [(s.text, s.scores) for s in got]
+        documents = [Document("t.txt", None, iter(chunks))]
+        return [(s.text, s.scores) for s in _scored_in_pieces(documents, model, rules, size)]
 
     whole = [(s.text, s.scores) for s in score_documents([Document("t.txt", None, iter([text]))], model, rules)]
     assert scored([text[:1200], text[1200:]], 64) == whole
