@@ -288,9 +288,9 @@ class Piece:
     col: int
     lang: Detected
     paused: bool = False
-    context: str = ""  # the text just before this piece (see iter_sentences)
+    context: str = ""  # what splitting needs of the text before `before + text` (see text.context_of)
     before: str = ""  # cut inside a paragraph: the last sentence before this piece, to the piece's start
-    after: str = ""  # cut inside a paragraph: the first sentence after this piece
+    after: str = ""  # cut inside a paragraph: the first sentence after this piece, to the sentence after it
 
     def __reduce__(self):
         return Piece, tuple(getattr(self, f) for f in self.__slots__)  # every field, whatever is added later
@@ -303,7 +303,8 @@ def pieces(documents: Iterable[Document], rules: Rules, size: int = PIECE_CHARS)
     the same neighbours wherever, and whenever, the document was cut."""
     for number, doc in enumerate(documents):
         chunks, doc_lang = _with_language(doc, rules)
-        buf, offset, line, col, context, before = "", 0, 1, 1, "", ""
+        # `context` is what splitting needs of the text before `buf`; `lead`, of the text before `before`.
+        buf, offset, line, col, context, before, lead = "", 0, 1, 1, "", "", ""
         try:
             for chunk in chunks:
                 buf += chunk
@@ -312,23 +313,24 @@ def pieces(documents: Iterable[Document], rules: Rules, size: int = PIECE_CHARS)
                     continue
                 cut, last, after = _cut(buf, context, size, fallback=idle or len(buf) >= 8 * size)
                 if cut:
-                    yield Piece(number, doc.source, doc.doc_id, buf[:cut], offset, line, col, doc_lang, idle, context,
+                    yield Piece(number, doc.source, doc.doc_id, buf[:cut], offset, line, col, doc_lang, idle, lead,
                                 before, after)  # fmt: skip
                     line, col = _advance(buf, cut, line, col)
-                    context = context_of(context + buf[:cut])
                     before = buf[last:cut] if after else ""
+                    lead = context_of(context + buf[: cut - len(before)])
+                    context = context_of(context + buf[:cut])
                     buf, offset = buf[cut:], offset + cut
         except ModerationError:
             # The input failed part way: what was read before still counts, all but the sentence it may have cut
             # short (as iter_sentences gives it).
             cut = max(_cut(buf, context, size, fallback=False)[0], _before_last(buf, context))
             if cut:
-                yield Piece(number, doc.source, doc.doc_id, buf[:cut], offset, line, col, doc_lang, True, context,
+                yield Piece(number, doc.source, doc.doc_id, buf[:cut], offset, line, col, doc_lang, True, lead,
                             before)  # fmt: skip
             raise
         if buf or offset == 0:
             idle = doc.idle is not None and doc.idle()
-            yield Piece(number, doc.source, doc.doc_id, buf, offset, line, col, doc_lang, idle, context, before)
+            yield Piece(number, doc.source, doc.doc_id, buf, offset, line, col, doc_lang, idle, lead, before)
 
 
 def _cut(buf: str, context: str, size: int, fallback: bool) -> tuple[int, int, str]:
@@ -353,8 +355,10 @@ def _sentence_cut(buf: str, context: str) -> tuple[int, int, str]:
     it then: without this a long run of spaces would be split again with every chunk); (0, 0, "") if neither."""
     sentences = list(iter_sentences([buf], context))
     if len(sentences) >= 3:
+        # The sentence after the cut goes with the white space after it: whether a list item or a heading starts
+        # there may depend on the character after its last.
         first_after = sentences[-2]
-        return first_after.start, sentences[-3].start, buf[first_after.start : first_after.end]
+        return first_after.start, sentences[-3].start, buf[first_after.start : sentences[-1].start]
     rest = buf[sentences[-1].end if sentences else 0 :]
     if len(rest) > MAX_SENTENCE_CHARS and rest.isspace():
         return len(buf) - buf.endswith("\r"), len(buf), ""
@@ -393,8 +397,8 @@ def _judge_pieces(task: list[Piece], model: Model, rules: Rules) -> list[tuple[i
     windows: list[str] = []
     ends = []
     for p in task:
-        found = list(iter_sentences([p.text], p.context))
-        windows += _windows(p.text, found, p.before, p.after)
+        found, framed = _split_piece(p)
+        windows += framed
         for index, s in enumerate(found):
             col = s.col + p.col - 1 if s.line == 1 else s.col
             items.append((p.source, p.doc_id, index, Sentence(s.start + p.offset, s.end + p.offset,
@@ -404,18 +408,25 @@ def _judge_pieces(task: list[Piece], model: Model, rules: Rules) -> list[tuple[i
     return [(p.doc, part) for p, part in zip(task, judged.split(ends), strict=True)]
 
 
-def _windows(text: str, sentences: list[Sentence], before: str = "", after: str = "") -> list[str]:
+def _split_piece(p: Piece) -> tuple[list[Sentence], list[str]]:
+    """The sentences of a piece (offsets from its start) and each with its neighbours (see `_windows`)."""
+    found = list(iter_sentences([p.text], context_of(p.context + p.before)))
+    return found, _windows(p.text, found, p.before, p.after, p.context)
+
+
+def _windows(text: str, sentences: list[Sentence], before: str = "", after: str = "", context: str = "") -> list[str]:
     """Each sentence of `text` with the sentence before and the one after it in the same paragraph (as the splitting
-    sees paragraphs: `text.paragraph_spans`), as written; `before` and `after` are the
-    sentences either side of `text` when it was cut from a paragraph (see `pieces`)."""
+    sees paragraphs: `text.paragraph_spans`), as written; `before` and `after` are the sentences either side of
+    `text` when it was cut from a paragraph, and `context` what splitting needs of the text before them (see
+    `pieces`)."""
     whole = before + text + after
     shift = len(before)
     spans = [(s.start + shift, s.end + shift) for s in sentences]
     if before:
         spans.insert(0, (0, len(before.rstrip())))
     if after:
-        spans.append((shift + len(text), len(whole)))
-    starts = [start for start, _ in paragraph_spans(whole)]
+        spans.append((shift + len(text), shift + len(text) + len(after.rstrip())))
+    starts = [start for start, _ in paragraph_spans(whole, context)]
     paragraph = [bisect.bisect_right(starts, start) for start, _ in spans]
     out = []
     for k in range(bool(before), len(spans) - bool(after)):

@@ -43,9 +43,11 @@ class Sentence:
 
 _BREAK = r"(?:\r\n|\r(?!\n)|\n)"  # "\r\n" is one line break, never two
 # A paragraph ends at a blank line, or before a line that starts a bullet, a numbered item or a Markdown heading;
-# a heading line is a paragraph of its own.
+# a heading line is a paragraph of its own. As in Markdown, a heading is indented by at most three spaces: so whether
+# a line is one is settled by its first ten characters, which streaming can carry past a cut (see `context_of`).
+_HEADING_START = r"(?<![^\r\n])[ \t]{0,3}#{1,6}[ \t]"
 _HARD_BREAK = re.compile(
-    r"(?P<heading>(?<![^\r\n])[ \t]*#{1,6}[ \t][^\r\n]*)"
+    r"(?P<heading>" + _HEADING_START + r"[^\r\n]*)"
     r"|" + _BREAK + r"[ \t]*(?:" + _BREAK + r"|(?=(?:[-*+•‣◦▪]|\d{1,3}[.)])[ \t]))"
 )
 # It also ends at a run of white space longer than a sentence may be: streaming settles a sentence there (see
@@ -60,6 +62,7 @@ PARAGRAPH_BREAK = re.compile(_BREAK + r"[ \t]*" + _BREAK)
 # that none comes before is a look-behind after it), so the engine skips to each candidate instead of testing a
 # look-behind at every position: three times faster.
 _TERMINATOR = re.compile(r"[.!?…。！？](?<![.!?…。！？][.!?…。！？])[.!?…。！？]*+[\"'”’»)\]]*+(?=\s|$)")
+_TO_LAST_SPACE = re.compile(r".*\s", re.DOTALL)  # greedy: backtracks from the end to the last white space
 _NEXT_VISIBLE = re.compile(r"\s*(\S?)")
 _WORD_BEFORE = re.compile(r"(\S{1,40})$")
 _LINE_START = re.compile(r"(?:^|[\r\n])[ \t]*$")
@@ -182,10 +185,12 @@ def _spans(text: str, begin: int, end: int) -> Iterator[tuple[int, int]]:
         yield start, para[1]
 
 
-def paragraph_spans(text: str) -> list[tuple[int, int]]:
+def paragraph_spans(text: str, context: str = "") -> list[tuple[int, int]]:
     """The paragraphs of `text` as the splitting sees them (a blank line, a heading, a list item or blank space longer
-    than a sentence starts one): (start, end) offsets, in order; no sentence spans two."""
-    return list(_paragraphs(text, 0, len(text)))
+    than a sentence starts one): (start, end) offsets, in order; no sentence spans two. `context` is what came
+    before `text`, as `iter_sentences` takes it (a heading line may have started there)."""
+    shift = len(context)
+    return [(start - shift, end - shift) for start, end in _paragraphs(context + text, shift, shift + len(text))]
 
 
 def _paragraphs(text: str, begin: int, end: int) -> Iterator[tuple[int, int]]:
@@ -222,9 +227,9 @@ def _strip_and_cap(text: str, start: int, end: int) -> Iterator[tuple[int, int]]
         end -= 1
     while end - start > MAX_SENTENCE_CHARS:
         limit = start + MAX_SENTENCE_CHARS
-        cut = max(text.rfind(" ", start, limit), text.rfind("\n", start, limit), text.rfind("\t", start, limit))
-        if cut <= start:
-            cut = limit
+        # At the last white space of any kind (what the stripping strips), or hard if there is none.
+        last_space = _TO_LAST_SPACE.match(text, start + 1, limit)
+        cut = last_space.end() - 1 if last_space else limit
         piece_end = cut
         while piece_end > start and text[piece_end - 1].isspace():
             piece_end -= 1
@@ -299,23 +304,40 @@ def iter_sentences(chunks: Iterable[str], context: str = "") -> Iterator[Sentenc
         # may be half of "\r\n": split it again too. Keep context before it, so whether it starts a line or follows
         # a heading is judged the same whatever the chunking.
         begin = pending[0] if pending is not None else len(buf) - buf.endswith("\r")
-        keep = begin - len(context_of(buf[:begin]))
+        keep, mark = _context_start(buf[:begin])
         if offset + keep > lines.pos:
             lines.advance(buf, offset, offset + keep)
-        buf, offset, begin = buf[keep:], offset + keep, begin - keep
+        # The mark stands for text before `keep` that lines.advance has already counted.
+        buf, offset, begin = mark + buf[keep:], offset + keep - len(mark), begin - keep + len(mark)
     for s, e in _spans(buf, begin, len(buf)):
         for ps, pe in _strip_and_cap(buf, s, e):
             yield _sentence(buf, offset, lines, ps, pe)
 
 
+_IS_HEADING = re.compile(_HEADING_START)
+
+
 def context_of(text: str) -> str:
-    """The end of `text` that splitting what follows it looks at: `CONTEXT_CHARS` characters, and back to the start
-    of the line (where a heading would start) unless that is more than a sentence's length away."""
+    """What splitting the text that follows `text` needs to see of it: its last `CONTEXT_CHARS` characters, back to
+    the start of the line (where a heading would start) unless that is more than a sentence's length away.
+
+    A longer line is cut, and a mark put before its end says whether the line is a heading ("# ") or not ("x", which
+    stops the cut end from passing for a line start). Splitting never looks at the mark otherwise, and
+    `context_of(context_of(a) + b) == context_of(a + b)`: a stream can carry its context from piece to piece.
+    """
+    keep, mark = _context_start(text)
+    return mark + text[keep:]
+
+
+def _context_start(text: str) -> tuple[int, str]:
+    """Where `context_of(text)` cuts `text`, and the mark it puts before the cut end."""
     line = max(text.rfind("\n"), text.rfind("\r")) + 1
     keep = max(0, min(len(text) - CONTEXT_CHARS, line), len(text) - MAX_SENTENCE_CHARS)
+    if keep > line:
+        return keep, "# " if _IS_HEADING.match(text, line) else "x"
     if keep > 0 and text[keep - 1 : keep + 1] == "\r\n":
         keep -= 1  # never between the halves of one line break: it would be counted twice
-    return text[keep:]
+    return keep, ""
 
 
 def _settled(buf: str, end: int) -> bool:

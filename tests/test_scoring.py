@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 import pickle
@@ -23,6 +24,7 @@ from moderation.scoring import (
     SentenceScore,
     _judge,
     _Numbering,
+    _split_piece,
     _tasks,
     _windows,
     pieces,
@@ -242,6 +244,41 @@ def test_pieces_score_as_the_whole_document(shipped_rules, text: str, size: int,
     # ... and so are their scores and outcomes: each is judged with the same neighbours across any cut, whether
     # the piece size or a pause in the input made it (the first chunk, which tells the language, is the same).
     assert got == list(score_documents(documents(pausing=False), model, rules))
+
+
+@pytest.mark.parametrize(
+    ("text", "cuts", "size", "pauses"),
+    [
+        # Cut before a list number: whether "2." starts an item depends on the space after it.
+        ("#\r 2. " + "\u3000" * 3003 + "x y", [0], 234, [False, True]),
+        # A heading longer than a sentence, cut inside: its end still ends the paragraph.
+        ("\n# " + "a b" * 750 + "\ra", [754], 266, [False, True]),
+        # Cut inside a long line that is no heading: the cut end must not pass for the start of one.
+        ("!" + " " * 3003 + "  ## \r\n-\r- ", [], 1156, [True]),
+        # A sentence longer than a sentence may be, cut at ideographic spaces, whole or in pieces.
+        ("a" + "\u3000" * 2100 + "x" * 1800 + "\n" + "x" * 1800 + "\u3000" * 2100 + "x" * 1800 + "1", [], 1889, [True]),
+    ],
+)
+def test_pieces_cut_inside_long_lines_score_as_the_whole(shipped_rules, text, cuts, size, pauses) -> None:
+    # Found by a fuzzer comparing pieces with the whole document: before, each gave a sentence other neighbours.
+    model, rules = shipped_rules
+    bounds = [0, *cuts, len(text)]
+
+    def documents(pausing: bool):
+        paused = iter(pauses if pausing else [])
+        chunks = [text[a:b] for a, b in itertools.pairwise(bounds)]
+        return [Document("t.txt", None, iter(chunks), lambda: next(paused, False))]
+
+    # Each sentence has the neighbours it has in the whole document...
+    in_pieces = []
+    for p in pieces(documents(True), rules, size):
+        found, windows = _split_piece(p)
+        in_pieces += [(s.start + p.offset, s.text, w) for s, w in zip(found, windows, strict=True)]
+    whole = split_sentences(text)
+    assert in_pieces == [(s.start, s.text, w) for s, w in zip(whole, _windows(text, whole), strict=True)]
+    # ... and so the same scores.
+    got = _scored_in_pieces(documents(True), model, rules, size)
+    assert got == list(score_documents(documents(False), model, rules))
 
 
 def test_a_sentence_is_judged_with_its_neighbours_in_the_paragraph() -> None:

@@ -89,6 +89,37 @@ def test_white_space_longer_than_a_sentence_ends_a_paragraph() -> None:
     assert [s.text for s in split_sentences(f"One{long}two.")] == ["One", "two."]
 
 
+def test_a_heading_is_indented_by_at_most_three_spaces() -> None:
+    # As in Markdown: so whether a line is a heading is settled by its first ten characters.
+    assert texts("   # Title\nnext line") == ["# Title", "next line"]
+    assert texts("    # Title\nnext line") == ["# Title\nnext line"]
+
+
+def test_a_heading_longer_than_a_sentence_splits_the_same_in_chunks() -> None:
+    doc = "intro.\n# " + "word " * 300 + "\nnext line. " + "more " * 250 + "\n## " + "\u3000" * 1200 + "end\nlast"
+    whole = split_sentences(doc)
+    assert [s.text for s in whole][-3:] == ["##", "end", "last"]  # the heading's end still ends a paragraph
+    assert "next line." in [s.text for s in whole]
+    for size in (7, 97, 1000):
+        assert list(iter_sentences([doc[i : i + size] for i in range(0, len(doc), size)])) == whole, size
+
+
+def test_a_long_sentence_is_cut_at_any_white_space() -> None:
+    # The cut and the stripping agree on what white space is (an ideographic space is).
+    assert texts("字" * 600 + "\u3000" + "字" * 600) == ["字" * 600, "字" * 600]
+
+
+_context_alphabet = st.sampled_from(["a", ". ", "\n", "\r", "\r\n", "# ", "    # ", "x" * 300, " " * 400, "\u3000"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_context_alphabet, max_size=20).map("".join), st.lists(_context_alphabet, max_size=20).map("".join))
+def test_context_carries_from_piece_to_piece(a: str, b: str) -> None:
+    # A stream keeps only the context of what it has read: that must be what it would keep of the whole.
+    assert text_module.context_of(text_module.context_of(a) + b) == text_module.context_of(a + b)
+    assert len(text_module.context_of(a + b)) <= MAX_SENTENCE_CHARS + 2
+
+
 _alphabet = st.sampled_from(
     [*string.ascii_letters[:6], *" .!?\n\r\t\"'…-*1", "\u200b", "é", "Dr.", "e.g.", "\r\n", " 2. ", "# ", "A. "]
 )
