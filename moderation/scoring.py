@@ -32,10 +32,10 @@ from .text import (
     PARAGRAPH_BREAK,
     Sentence,
     context_of,
-    iter_sentences,
     line_breaks,
     normalize,
     paragraph_spans,
+    split_sentences,
 )
 
 BATCH_SENTENCES = 512  # at most this many pieces (short documents) in one task
@@ -353,7 +353,7 @@ def _sentence_cut(buf: str, context: str) -> tuple[int, int, str]:
     may still grow and the sentence after the cut must be whole (it is the neighbour of the one before the cut);
     after the last sentence, if it is followed by more blank space than a sentence may hold (iter_sentences settles
     it then: without this a long run of spaces would be split again with every chunk); (0, 0, "") if neither."""
-    sentences = list(iter_sentences([buf], context))
+    sentences = split_sentences(buf, context)
     if len(sentences) >= 3:
         # The sentence after the cut goes with the white space after it: whether a list item or a heading starts
         # there may depend on the character after its last.
@@ -367,7 +367,7 @@ def _sentence_cut(buf: str, context: str) -> tuple[int, int, str]:
 
 def _before_last(buf: str, context: str) -> int:
     """Where the last sentence of `buf` starts, if another comes before it; 0 if not."""
-    sentences = list(iter_sentences([buf], context))
+    sentences = split_sentences(buf, context)
     return sentences[-1].start if len(sentences) >= 2 else 0
 
 
@@ -410,7 +410,7 @@ def _judge_pieces(task: list[Piece], model: Model, rules: Rules) -> list[tuple[i
 
 def _split_piece(p: Piece) -> tuple[list[Sentence], list[str]]:
     """The sentences of a piece (offsets from its start) and each with its neighbours (see `_windows`)."""
-    found = list(iter_sentences([p.text], context_of(p.context + p.before)))
+    found = split_sentences(p.text, context_of(p.context + p.before))
     return found, _windows(p.text, found, p.before, p.after, p.context)
 
 

@@ -125,6 +125,25 @@ _alphabet = st.sampled_from(
 )
 
 
+def _same_paragraphs_both_ways(doc: str, begin: int, end: int) -> None:
+    assert list(text_module._paragraphs(doc, begin, end)) == list(text_module._paragraphs_between(doc, begin, end))
+
+
+@pytest.mark.parametrize(
+    ("doc", "begin"),
+    [("# a", 0), ("a\n\nb", 0), ("a\r\rb", 0), ("a\n# b", 0), ("x\n# h", 2), ("x\r- item", 0), ("# ab", 2), ("ab", 0)],
+)
+def test_the_quick_path_for_one_line_finds_the_same_paragraphs(doc: str, begin: int) -> None:
+    _same_paragraphs_both_ways(doc, begin, len(doc))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(_alphabet, max_size=30).map("".join), st.data())
+def test_the_quick_path_for_any_text_finds_the_same_paragraphs(doc: str, data) -> None:
+    begin = data.draw(st.integers(0, len(doc)))
+    _same_paragraphs_both_ways(doc, begin, data.draw(st.integers(begin, len(doc))))
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(_alphabet, max_size=120).map("".join))
 def test_offsets_are_exact_ordered_and_cover_all_text(doc: str) -> None:
