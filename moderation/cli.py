@@ -91,6 +91,12 @@ def errors_to_exit() -> Iterator[None]:
         # The reader went away (`| head -1`): nothing to say to anyone; exit as a process killed by SIGPIPE would.
         _silence_stdout()
         raise typer.Exit(EXIT_BROKEN_PIPE) from None
+    except OSError as e:
+        if e.filename is not None:
+            raise  # every file the library opens is reported as a ModerationError: this is a fault, not input
+        # Writing the results failed (a full disk, /dev/full): what was written is cut short, so exit 2, not 0 or 1.
+        _silence_stdout()
+        raise fail(f"cannot write the output: {e.strerror or e}") from None
 
 
 def _silence_stdout() -> None:
@@ -289,6 +295,8 @@ def score(
             for number, batch in enumerate(batches, 1):
                 if number % 64 == 0:
                     trim_heap()
+                if queue_to:
+                    queue_to.add_batch(batch)  # before it is shown: a flag on the screen is in the queue
                 if rendered:
                     for lines, base in batch:
                         writer.write_rendered(lines, base)
@@ -297,8 +305,6 @@ def score(
                 else:
                     writer.write_batch([s for s in batch if s.flagged or not only_flagged or fmt is OutputFormat.table])
                     scored = len(batch)
-                if queue_to:
-                    queue_to.add_batch(batch)
                 if progress:
                     progress.advance(scored)
         except BaseException:
@@ -321,7 +327,8 @@ def score(
 
 
 class _Enqueuer:
-    """Collects sentences for the review queue and writes them in batches, each batch one transaction."""
+    """Puts sentences in the review queue as they are scored, each output batch in one transaction (and so as a
+    growing log is read); a sentence waits only for the one after it, its context."""
 
     def __init__(self, db: Path, model, rules, low: float | None, audit_rate: float, seed: int) -> None:
         from .model import explain as explain_text
@@ -339,6 +346,7 @@ class _Enqueuer:
         for s in batch:
             for before, ready, after in self.neighbours.push(s):
                 self.add(before, ready, after)
+        self.flush()
 
     def add(self, before: str, s, after: str) -> None:
         from .review import audit_pick, queue_item
@@ -347,16 +355,23 @@ class _Enqueuer:
         item = queue_item(before, s, after, self.model.version, self.rules.flag, self.low, self.explain, audit)
         if item is not None:
             self.pending.append(item)
-            if len(self.pending) >= 256:
-                self.flush()
 
     def flush(self) -> None:
-        self.added += self.store.enqueue(self.pending)
-        self.pending.clear()
+        if self.pending:
+            self.added += self.store.enqueue(self.pending)
+            self.pending.clear()
 
     def abort(self) -> None:
-        """Stop after an error: batches already written stay queued; nothing more is computed."""
-        self.store.close()
+        """Stop after an error or Ctrl-C: every sentence scored is queued (the last without the one after it, which
+        was never read), unless the queue itself is what failed."""
+        try:
+            for before, s, after in self.neighbours.close():
+                self.add(before, s, after)
+            self.flush()
+        except ModerationError:
+            pass  # the store failed: that error, or the one that stopped the run, is what the user sees
+        finally:
+            self.store.close()
 
     def close(self) -> int:
         try:
@@ -652,10 +667,11 @@ def models_promote(
     Example: moderation models promote 20261125-120000-1a2b3c4d --dir models
     """
     from .model import load_model
-    from .registry import set_current
+    from .registry import set_current, version_name
 
     with errors_to_exit():
         directory = _models_dir(models_dir)
+        version = version_name(directory, version)
         load_model(directory / version, warn=warn)
         set_current(directory, version)
         typer.echo(f"current: {version}")

@@ -198,13 +198,22 @@ class CsvWriter(Writer):
         self._write_text(text)
 
 
+class PipeAwareConsole(Console):
+    """A Rich console that lets a closed pipe raise BrokenPipeError, which the CLI turns into exit 141 as for the
+    other formats; Rich's own answer is exit 1, which a script would read as "flagged"."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError
+
+
 class TableWriter(Writer):
     """A report for a person: flagged sentences, then those marked for review or in an unsupported language, each
     marked distinctly, and a summary per category."""
 
     def __init__(self, stream: TextIO, categories: tuple[str, ...]) -> None:
         super().__init__(stream, categories)
-        self.console = Console(file=stream, highlight=False, soft_wrap=True, emoji=False)
+        self.console = PipeAwareConsole(file=stream, highlight=False, soft_wrap=True, emoji=False)
         self.reviews: Counter[str] = Counter()
         self.unsupported = 0
 

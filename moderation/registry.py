@@ -61,9 +61,24 @@ def current_name(models_dir: Path) -> str:
         name = (models_dir / CURRENT).read_text(encoding="utf-8").strip()
     except OSError as e:
         raise ModelError(f"{models_dir / CURRENT}: cannot read: {e.strerror}") from None
-    if not name or "/" in name or name.startswith(".") or not (models_dir / name / CARD_FILE).is_file():
+    if not _is_version(models_dir, name):
         raise ModelError(f"{models_dir / CURRENT}: names {name!r}, which is not a model version in {models_dir}")
     return name
+
+
+def version_name(models_dir: Path, name: str) -> str:
+    """`name` as a version of `models_dir`: a trailing "/" (as a shell completes a directory) is dropped; anything
+    else that is not the name of a version there is refused."""
+    bare = name.rstrip("/")
+    if not _is_version(models_dir, bare):
+        raise ModelError(f"{models_dir}: no model version {name!r}")
+    return bare
+
+
+def _is_version(models_dir: Path, name: str) -> bool:
+    # A plain directory name: CURRENT holds it on one line and HISTORY between tabs.
+    plain = name and name == name.strip() and not name.startswith(".") and not any(c in name for c in "/\\\t\r\n")
+    return bool(plain) and (models_dir / name / CARD_FILE).is_file()
 
 
 def new_version_name(models_dir: Path, card: dict) -> str:
@@ -84,8 +99,7 @@ def add_version(models_dir: Path, model: Model, name: str | None = None) -> Mode
 
 def set_current(models_dir: Path, name: str, *, action: str = "promote") -> None:
     """Make `name` the current version, atomically, and log the change in HISTORY for rollback."""
-    if not (models_dir / name / CARD_FILE).is_file():
-        raise ModelError(f"{models_dir}: no model version {name!r}")
+    name = version_name(models_dir, name)
     tmp = models_dir / f".{CURRENT}.{os.getpid()}.tmp"
     try:
         with tmp.open("w", encoding="utf-8") as f:

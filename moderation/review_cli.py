@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.text import Text
 
 from .cli import PolicyOption, _jobs, errors_to_exit, warn
-from .output import printable
+from .output import PipeAwareConsole, printable
 from .review import ORDERS, Item, ReviewError, ReviewStore
 
 DbOption = Annotated[Path, typer.Option("--db", help="Review database (SQLite); created when missing.", dir_okay=False)]
@@ -37,7 +37,8 @@ def _default_reviewer() -> str:
 
 def _show(console: Console, item: Item, rules: dict[str, str]) -> None:
     where = f"{item.source}{'#' + item.doc_id if item.doc_id is not None else ''}:{item.line}:{item.col}"
-    console.rule(f"item {item.id} · {escape(printable(where))} · {item.reason} · model {escape(item.model_version)}")
+    reason, version = escape(printable(item.reason)), escape(printable(item.model_version))
+    console.rule(f"item {item.id} · {escape(printable(where))} · {reason} · model {version}")
     if item.before:
         console.print(Text("  " + printable(item.before), style="dim"))
     console.print(Text.assemble("» ", (printable(item.text), "bold reverse")))
@@ -49,7 +50,7 @@ def _show(console: Console, item: Item, rules: dict[str, str]) -> None:
         console.print(f"  {escape(cat):<12} {score:.2f} (threshold {threshold:.2f}) {mark}")
     for cat in item.flagged or tuple(item.terms):
         if cat in rules:
-            console.print(f"  [italic]{escape(cat)}: {escape(rules[cat])}[/]")
+            console.print(f"  [italic]{escape(cat)}: {escape(printable(rules[cat]))}[/]")
         if item.terms.get(cat):
             terms = ", ".join(f"{printable(t)} ({w:+.2f})" for t, w in item.terms[cat])
             console.print(f"  [dim]terms: {escape(terms)}[/]")
@@ -95,7 +96,7 @@ def review(
             policy.category(category)  # an unknown category is an error, not an empty queue
         rules = {c.id: c.rule for c in policy.categories}
         name = reviewer or _default_reviewer()
-        console = Console(highlight=False, emoji=False, soft_wrap=True)
+        console = PipeAwareConsole(highlight=False, emoji=False, soft_wrap=True)
         decided = 0
         with ReviewStore(db) as store:
             skipped: set[int] = set()

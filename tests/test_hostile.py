@@ -344,16 +344,34 @@ def test_ctrl_c_on_a_terminal_reaches_the_workers_too_and_still_says_one_line(mo
     assert err.decode().splitlines() == ["moderation: error: interrupted"]
 
 
-@pytest.mark.parametrize("jobs", ["1", "2"])
-def test_a_closed_pipe_exits_quietly(models_dir: Path, tmp_path: Path, jobs: str) -> None:
+@pytest.mark.parametrize(("jobs", "fmt"), [("1", "jsonl"), ("2", "jsonl"), ("1", "table")])
+def test_a_closed_pipe_exits_quietly(models_dir: Path, tmp_path: Path, jobs: str, fmt: str) -> None:
+    # 141 whatever the format: the table is written by Rich, whose own answer to a closed pipe is exit 1 ("flagged").
     path = tmp_path / "many.txt"
     path.write_text("I will kill you tonight. " * 20000)
-    proc = _moderation("score", str(path), "-f", "jsonl", "--model", str(models_dir), "--jobs", jobs,
+    proc = _moderation("score", str(path), "-f", fmt, "--model", str(models_dir), "--jobs", jobs,
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
     proc.stdout.readline()
     proc.stdout.close()  # like `| head -1`
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 141 and err == b""
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full on this system")
+@pytest.mark.parametrize(
+    "args",
+    [["score", "{doc}", "-f", "jsonl"], ["score", "{doc}"], ["explain", "I will kill you"], ["policy", "show"]],
+)
+def test_output_that_cannot_be_written_is_an_error(models_dir: Path, tmp_path: Path, args: list[str]) -> None:
+    # A full disk cuts the results short: exit 2 and one line, not a traceback and not 0 or 1 (which a script trusts).
+    doc = tmp_path / "doc.txt"
+    doc.write_text("I will kill you tonight. " * 2000)
+    args = [a.format(doc=doc) for a in args] + (["--model", str(models_dir)] if args[0] != "policy" else [])
+    with open("/dev/full", "wb") as full:
+        proc = _moderation(*args, stdout=full, stderr=subprocess.PIPE)
+        _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2
+    assert err.decode().splitlines() == ["moderation: error: cannot write the output: No space left on device"]
 
 
 # --- properties and adversarial input -------------------------------------------------------------------------------

@@ -26,6 +26,17 @@ def test_promote_and_rollback(models_dir: Path, tmp_path: Path) -> None:
         rollback(tmp_path)
 
 
+def test_promote_takes_a_completed_directory_name_and_refuses_paths(models_dir: Path, tmp_path: Path) -> None:
+    model = load_model(resolve(models_dir))
+    add_version(tmp_path, model, "a")
+    set_current(tmp_path, "a/")  # as a shell completes it
+    assert current_name(tmp_path) == "a"
+    for bad in ("../a", "./a", "a/b", " a", "a\tb", ""):
+        with pytest.raises(ModelError, match="no model version"):
+            set_current(tmp_path, bad)
+    assert current_name(tmp_path) == "a" and (tmp_path / "HISTORY").read_text().count("\n") == 1
+
+
 def test_resolve_accepts_a_version_or_a_models_directory(models_dir: Path, tmp_path: Path) -> None:
     version = resolve(models_dir)
     assert resolve(version) == version

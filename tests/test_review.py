@@ -210,6 +210,53 @@ def test_hostile_text_cannot_drive_the_review_screen(tmp_path: Path) -> None:
         store.enqueue([make_item("[bold]x[/bold] \x1b]0;pwned\x07 \u202eevil")])
     out = review(path, "q\n").stdout
     assert "\x1b" not in out and "\u202e" not in out and "[bold]x[/bold]" in out
+    # Nor can a policy's own wording: a rule is text from a file someone else may have written.
+    default = (Path(__file__).parents[1] / "moderation" / "policies" / "default.toml").read_text(encoding="utf-8")
+    hostile = tmp_path / "hostile.toml"
+    marked = 'rule = """\\u001b[2J\\u202e[red]Do not threaten'  # TOML escapes: ESC and a bidi override
+    hostile.write_text(default.replace('rule = """Do not threaten', marked, 1))
+    out = review(path, "q\n", "--policy", str(hostile)).stdout
+    assert "Do not threaten" in out and "\x1b" not in out and "\u202e" not in out and "[red]Do" in out
+
+
+def test_score_queue_keeps_what_was_scored_when_the_input_fails(models_dir: Path, tmp_path: Path) -> None:
+    posts = tmp_path / "q.jsonl"
+    posts.write_text('{"id":1,"text":"I will kill you tonight."}\n{"id":2,"text":"You pathetic worthless idiot."}\n'
+                     '{"id":3,"text":"ok"\n')  # fmt: skip
+    db = tmp_path / "q.db"
+    result = CliRunner().invoke(app, ["score", str(posts), "--model", str(models_dir), "--queue", "--db", str(db)])
+    assert result.exit_code == 2 and "q.jsonl:3" in result.stderr
+    assert "FLAG threat" in result.stdout and "FLAG harassment" in result.stdout
+    with ReviewStore(db) as store:
+        assert [(i.doc_id, i.text) for i in store.items()] == [
+            ("1", "I will kill you tonight."), ("2", "You pathetic worthless idiot.")
+        ]  # fmt: skip
+
+
+def test_score_queue_fills_while_a_stream_is_still_open(models_dir: Path, tmp_path: Path) -> None:
+    # `tail -f log | moderation score - --queue`: a flag is queued once the line after it (its context) is read,
+    # not when 256 have gathered or the stream ends; Ctrl-C then queues the rest.
+    db = tmp_path / "s.db"
+    code = "from moderation.cli import main; main()"
+    proc = subprocess.Popen([sys.executable, "-c", code, "score", "-", "--input-format", "lines", "-f", "jsonl",
+                             "--model", str(models_dir), "--queue", "--db", str(db)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        proc.stdin.write(b"I will kill you tonight.\nyou pathetic worthless idiot\n")
+        proc.stdin.flush()
+        assert json.loads(proc.stdout.readline())["flagged"] == ["threat"]
+        assert json.loads(proc.stdout.readline())["flagged"] == ["harassment"]
+        with ReviewStore(db) as store:
+            queued = [i.text for i in store.items()]
+        assert queued == ["I will kill you tonight."]  # the second waits for the line after it
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    with ReviewStore(db) as store:
+        assert [i.text for i in store.items()] == ["I will kill you tonight.", "you pathetic worthless idiot"]
 
 
 def _spawn_reviewer(db: Path, name: str) -> subprocess.Popen[str]:
