@@ -276,6 +276,8 @@ def _jsonl_documents(
             what = "missing" if text is None else f"{_JSON_TYPES.get(type(text), 'not text')}, not a string"
             options.problem(InputError(f"{where}: field {options.text_field!r} is {what}"))
             continue
+        # A post without an id is known by its line, as with --input-format lines: it is then located, counted and
+        # queued as a post of its own, not merged with every other post of the file.
         doc_id = post.get(options.id_field)
-        doc_id = None if doc_id is None else clean_text(str(doc_id))
+        doc_id = str(number) if doc_id is None else clean_text(str(doc_id))
         yield Document(source, doc_id, iter((clean_text(text),)), idle)

@@ -67,6 +67,23 @@ def test_jsonl_posts_from_stdin_keep_their_ids(models_dir: Path) -> None:
     assert [(r["source"], r["doc_id"], r["index"]) for r in records] == [("-", "7", 0), ("-", "x", 0), ("-", "x", 1)]
 
 
+def test_jsonl_posts_without_an_id_are_known_by_their_line(models_dir: Path, tmp_path: Path) -> None:
+    # Two equal posts are two posts: located, counted and queued apart, not merged under one missing id.
+    posts = tmp_path / "n.jsonl"
+    posts.write_text('{"text": "I will kill you tonight."}\n{"text": "I will kill you tonight."}\n\n{"text": "ok"}\n')
+    db = tmp_path / "q.db"
+    result = invoke("score", str(posts), "--model", str(models_dir), "--queue", "--db", str(db))
+    assert "n.jsonl#1:1:1  FLAG threat" in result.stdout and "n.jsonl#2:1:1  FLAG threat" in result.stdout
+    assert "in 3 sentences of 3 document(s)" in result.stdout
+    from moderation.review import ReviewStore
+
+    with ReviewStore(db) as store:
+        assert [i.doc_id for i in store.items() if i.text == "I will kill you tonight."] == ["1", "2"]
+    records = [json.loads(line) for line in invoke("score", str(posts), "--model", str(models_dir), "-f", "jsonl")
+               .stdout.splitlines()]  # fmt: skip
+    assert [r["doc_id"] for r in records] == ["1", "2", "4"]
+
+
 def test_explain_flag_adds_terms_to_flagged_sentences(models_dir: Path, doc: Path) -> None:
     result = invoke("score", str(doc), "--model", str(models_dir), "-f", "jsonl", "--explain", "--only-flagged")
     records = [json.loads(line) for line in result.stdout.splitlines()]
