@@ -73,13 +73,22 @@ def iter_examples(path: Path, categories: Iterable[str]) -> Iterator[Example]:
 
 
 def _csv_rows(f) -> Iterator[tuple[int, dict]]:
-    reader = csv.DictReader(f)
-    if reader.fieldnames is None or "text" not in reader.fieldnames:
-        raise DataError(f"{f.name}:1: CSV header needs a 'text' column (and 'labels')")
-    for row in reader:
-        labels = row.get("labels") or ""
-        row["labels"] = [x.strip() for x in labels.split(";") if x.strip()]
-        yield reader.line_num, row
+    # Strict: a quote left open would otherwise swallow every later row into one text, silently.
+    reader = csv.DictReader(f, strict=True)
+    start = 1  # the line the record being read starts on
+    try:
+        if reader.fieldnames is None or "text" not in reader.fieldnames:
+            raise DataError(f"{f.name}:1: CSV header needs a 'text' column (and 'labels')")
+        start = reader.line_num + 1
+        for row in reader:
+            if None in row:  # DictReader's key for fields beyond the header's
+                raise DataError(f"{f.name}:{start}: more fields than the header names (an unquoted comma?)")
+            labels = row.get("labels") or ""
+            row["labels"] = [x.strip() for x in labels.split(";") if x.strip()]
+            yield start, row
+            start = reader.line_num + 1
+    except csv.Error as e:
+        raise DataError(f"{f.name}:{start}: malformed CSV record: {e}") from None
 
 
 def _jsonl_rows(f, path: Path) -> Iterator[tuple[int, dict]]:

@@ -73,6 +73,33 @@ def test_write_then_read_round_trips(tmp_path: Path, suffix: str) -> None:
         assert all(json.loads(line)["labels"] == sorted(json.loads(line)["labels"]) for line in path.open())
 
 
+@pytest.mark.parametrize(
+    ("content", "error"),
+    [
+        # A quote left open would swallow every later row into one unlabelled text.
+        ('text,labels\n"I will kill you",threat\n"She said ""hi"" and left,\nhello,\nI will stab you,threat\n',
+         "bad.csv:3: malformed CSV record: unexpected end of data"),
+        ('text,labels\nok,\n"abc"def,threat\n', "bad.csv:3: malformed CSV record"),
+        ("text,labels\nhello, there,threat\n", "bad.csv:2: more fields than the header names"),
+    ],
+)  # fmt: skip
+def test_malformed_csv_is_an_error_at_its_line(tmp_path: Path, content: str, error: str) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    with pytest.raises(DataError) as raised:
+        load_labelled([path], CATS)
+    assert str(raised.value).startswith(f"{tmp_path}/{error}")
+
+
+def test_csv_keeps_quoted_line_breaks_and_rows_without_labels(tmp_path: Path) -> None:
+    path = tmp_path / "ok.csv"
+    path.write_text('text,labels\n"multi\nline",threat\nno labels here\n')
+    back = load_labelled([path], CATS).examples
+    assert [(e.text, e.labels, e.where) for e in back] == [
+        ("multi\nline", frozenset({"threat"}), f"{path}:2"), ("no labels here", frozenset(), f"{path}:4")
+    ]  # fmt: skip
+
+
 SHIPPED = Path(__file__).resolve().parents[1] / "data"
 KINDS = {
     "news", "history", "fiction", "film_games", "sports", "cooking", "medicine", "software", "idiom",
