@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import io
 import json
 import os
 import re
@@ -18,7 +19,7 @@ from .errors import InputError
 
 _JSON_TYPES = {int: "a number", float: "a number", bool: "true or false", list: "a list", dict: "an object"}
 CHUNK_BYTES = 1 << 16
-MAX_RECORD_BYTES = 10_000_000  # a JSON Lines record larger than this is refused (or skipped), never held whole
+MAX_RECORD_CHARS = 10_000_000  # a JSON Lines record longer than this is refused (or skipped), never held whole
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 STDIN = "-"
 
@@ -61,7 +62,7 @@ def read_documents(
         with _open(path) as raw:
             idle = _idle_check(raw)
             if fmt == "jsonl":
-                yield from _jsonl_documents(raw, source, options, idle)
+                yield from _jsonl_documents(raw, source, options, idle, warn)
             elif fmt == "lines":
                 for number, line in _lines(_text_chunks(raw, source, options, warn)):
                     if line.strip():
@@ -90,6 +91,8 @@ def _idle_check(raw) -> Callable[[], bool] | None:
 
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_UNDECODED = re.compile("[\udc80-\udcff]")  # what surrogateescape makes of bytes the encoding cannot read
 
 
 def _lines(chunks: Iterator[str]) -> Iterator[tuple[int, str]]:
@@ -113,13 +116,13 @@ def _lines(chunks: Iterator[str]) -> Iterator[tuple[int, str]]:
 
 
 def clean_text(text: str) -> str:
-    """`text` with lone surrogates (from JSON escapes or undecodable command-line bytes) replaced by U+FFFD, so that
-    it can be encoded, identified and written like any other text."""
+    """`text` with each lone surrogate (from a JSON escape or an undecodable command-line byte) replaced by one U+FFFD,
+    so that it can be encoded, identified and written like any other text, and offsets stay those of the text."""
     try:
         text.encode("utf-8")
         return text
     except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+        return _SURROGATE.sub("\ufffd", text)
 
 
 def check_sources(sources: list[str]) -> None:
@@ -180,17 +183,11 @@ def _text_chunks(raw: BinaryIO, source: str, options: ReadOptions, warn: Callabl
         return data
 
     block = read(CHUNK_BYTES)
-    encoding, skip = _decoder_for(block)
-    if encoding == "utf-8" and not options.force:
+    if not options.force and not block.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         nul = block.find(b"\0")
         if nul >= 0:
             raise InputError(f"{source}: looks binary (NUL byte at byte {nul}); pass --force to score it as text")
-        if _latin1(block[skip:]):
-            if options.strict:
-                raise InputError(f"{source}: not UTF-8 (--strict); it looks like Latin-1")
-            if warn:
-                warn(f"{source}: not UTF-8; reading it as Latin-1 (Windows-1252)")
-            encoding = "cp1252"
+    encoding, skip = _encoding(block, source, options, warn)
     block = block[skip:]
     decoder = codecs.getincrementaldecoder(encoding)()
     pos = skip  # stream offset of `block`
@@ -224,6 +221,31 @@ def _text_chunks(raw: BinaryIO, source: str, options: ReadOptions, warn: Callabl
         block = read(CHUNK_BYTES)
 
 
+def _head(raw: BinaryIO) -> bytes:
+    """The first block of a stream, left in it to be read."""
+    if hasattr(raw, "peek"):  # files and standard input
+        return raw.peek(CHUNK_BYTES)[:CHUNK_BYTES]
+    if raw.seekable():  # in-memory streams
+        at = raw.tell()
+        head = raw.read(CHUNK_BYTES)
+        raw.seek(at)
+        return head
+    return b""
+
+
+def _encoding(head: bytes, source: str, options: ReadOptions, warn: Callable[[str], None] | None) -> tuple[str, int]:
+    """The encoding of a stream from its first block (a byte-order mark, else UTF-8, else Latin-1 with a warning)
+    and the length of its byte-order mark."""
+    encoding, skip = _decoder_for(head)
+    if encoding == "utf-8" and not options.force and _latin1(head[skip:]):
+        if options.strict:
+            raise InputError(f"{source}: not UTF-8 (--strict); it looks like Latin-1")
+        if warn:
+            warn(f"{source}: not UTF-8; reading it as Latin-1 (Windows-1252)")
+        encoding = "cp1252"
+    return encoding, skip
+
+
 def _latin1(head: bytes) -> bool:
     """Whether the first block is not UTF-8 but reads as Latin-1 text: it has bytes above 0x7F, none of them in a
     valid UTF-8 sequence, and no C1 control codes that Windows-1252 leaves undefined."""
@@ -245,39 +267,60 @@ def _latin1(head: bytes) -> bool:
 
 
 def _jsonl_documents(
-    raw: BinaryIO, source: str, options: ReadOptions, idle: Callable[[], bool] | None = None
+    raw: BinaryIO,
+    source: str,
+    options: ReadOptions,
+    idle: Callable[[], bool] | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> Iterator[Document]:
-    number = 0
-    while True:
-        line = raw.readline(MAX_RECORD_BYTES + 1)
-        if not line:
-            return
-        if options.on_bytes:
-            options.on_bytes(len(line))
-        number += 1
-        where = f"{source}:{number}"
-        if len(line) > MAX_RECORD_BYTES and not line.endswith(b"\n"):
-            while (rest := raw.readline(CHUNK_BYTES)) and not rest.endswith(b"\n"):
-                pass  # skip the rest of the record without holding it
-            options.problem(InputError(f"{where}: record larger than {MAX_RECORD_BYTES // 1_000_000} MB"))
-            continue
-        if not line.strip():
-            continue
-        try:
-            post = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            options.problem(InputError(f"{where}: invalid JSON: {getattr(e, 'msg', e)}"))
-            continue
-        if not isinstance(post, dict):
-            options.problem(InputError(f"{where}: expected a JSON object with a {options.text_field!r} field"))
-            continue
-        text = post.get(options.text_field)
-        if not isinstance(text, str):
-            what = "missing" if text is None else f"{_JSON_TYPES.get(type(text), 'not text')}, not a string"
-            options.problem(InputError(f"{where}: field {options.text_field!r} is {what}"))
-            continue
-        # A post without an id is known by its line, as with --input-format lines: it is then located, counted and
-        # queued as a post of its own, not merged with every other post of the file.
-        doc_id = post.get(options.id_field)
-        doc_id = str(number) if doc_id is None else clean_text(str(doc_id))
-        yield Document(source, doc_id, iter((clean_text(text),)), idle)
+    # Decoded as text files are (a byte-order mark, UTF-8, Latin-1 with a warning); bytes that are not valid in the
+    # encoding come through as lone surrogates, to be told apart from the text and replaced (or refused).
+    encoding, skip = _encoding(_head(raw), source, options, warn)
+    raw.read(skip)
+    stream = io.TextIOWrapper(raw, encoding=encoding, errors="surrogateescape")
+    number, warned = 0, False
+    try:
+        while True:
+            line = stream.readline(MAX_RECORD_CHARS + 1)
+            if not line:
+                return
+            if options.on_bytes:
+                options.on_bytes(len(line.encode(encoding, "surrogateescape")))
+            number += 1
+            where = f"{source}:{number}"
+            if len(line) > MAX_RECORD_CHARS and not line.endswith("\n"):
+                while (rest := stream.readline(CHUNK_BYTES)) and not rest.endswith("\n"):
+                    pass  # skip the rest of the record without holding it
+                limit = f"{MAX_RECORD_CHARS // 1_000_000} million characters"
+                options.problem(InputError(f"{where}: record larger than {limit}"))
+                continue
+            if not line.strip():
+                continue
+            if _UNDECODED.search(line):
+                if options.strict:
+                    options.problem(InputError(f"{where}: invalid {encoding} (--strict)"))
+                    continue
+                if warn and not warned:
+                    warn(f"{where}: invalid {encoding}; replaced with U+FFFD")
+                    warned = True
+                line = _UNDECODED.sub("\ufffd", line)
+            try:
+                post = json.loads(line)
+            except json.JSONDecodeError as e:
+                options.problem(InputError(f"{where}: invalid JSON: {e.msg}"))
+                continue
+            if not isinstance(post, dict):
+                options.problem(InputError(f"{where}: expected a JSON object with a {options.text_field!r} field"))
+                continue
+            text = post.get(options.text_field)
+            if not isinstance(text, str):
+                what = "missing" if text is None else f"{_JSON_TYPES.get(type(text), 'not text')}, not a string"
+                options.problem(InputError(f"{where}: field {options.text_field!r} is {what}"))
+                continue
+            # A post without an id is known by its line, as with --input-format lines: it is then located, counted
+            # and queued as a post of its own, not merged with every other post of the file.
+            doc_id = post.get(options.id_field)
+            doc_id = str(number) if doc_id is None else clean_text(str(doc_id))
+            yield Document(source, doc_id, iter((clean_text(text),)), idle)
+    finally:
+        stream.detach()  # the stream is the caller's (standard input stays open)

@@ -138,6 +138,36 @@ def test_emoji_combining_marks_rtl_and_joiners_keep_exact_offsets(models_dir: Pa
 BAD_JSONL = b'{"text": "fine"}\nnot json\n{"body": "x"}\n{"text": 5}\n[1]\n{"text": "I will kill you"}\n'
 
 
+@pytest.mark.parametrize("codec", ["utf-8-sig", "utf-16", "latin-1"])
+def test_json_lines_are_decoded_as_text_files_are(models_dir: Path, tmp_path: Path, codec: str) -> None:
+    path = tmp_path / "posts.jsonl"
+    posts = [{"id": 1, "text": "Café au lait."}, {"id": 2, "text": "I will kill you tonight."}]
+    path.write_bytes("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in posts).encode(codec))
+    result = score(models_dir, str(path), "-f", "jsonl")
+    assert [(r["doc_id"], r["text"]) for r in map(json.loads, result.stdout.splitlines())] == [
+        ("1", "Café au lait."), ("2", "I will kill you tonight.")
+    ]  # fmt: skip
+    assert ("reading it as Latin-1" in result.stderr) == (codec == "latin-1")
+
+
+def test_invalid_utf8_in_json_lines_is_replaced_at_its_line_or_refused(models_dir: Path, tmp_path: Path) -> None:
+    path = tmp_path / "posts.jsonl"
+    path.write_bytes('{"text": "café"}\n{"text": "bad \xff byte"}\n{"text": "again \xfe"}\n'.encode("latin-1")
+                     .replace("café".encode("latin-1"), "café".encode()))  # fmt: skip
+    result = score(models_dir, str(path), "-f", "jsonl")
+    texts = [json.loads(line)["text"] for line in result.stdout.splitlines()]
+    assert texts == ["café", "bad \ufffd byte", "again \ufffd"]
+    assert result.stderr == f"moderation: warning: {path}:2: invalid utf-8; replaced with U+FFFD\n"
+    one_error_line(score(models_dir, str(path), "--strict"), "posts.jsonl:2: invalid utf-8 (--strict)")
+
+
+def test_a_lone_surrogate_is_one_replacement_character(models_dir: Path, tmp_path: Path) -> None:
+    path = tmp_path / "posts.jsonl"
+    path.write_text('{"text": "a \\ud800 I will kill you"}\n')
+    (record,) = map(json.loads, score(models_dir, str(path), "-f", "jsonl").stdout.splitlines())
+    assert record["text"] == "a \ufffd I will kill you" and record["end"] == len(record["text"])
+
+
 def test_bad_json_lines_stop_at_the_first_with_path_and_line(models_dir: Path, tmp_path: Path) -> None:
     path = tmp_path / "posts.jsonl"
     path.write_bytes(BAD_JSONL)
@@ -157,7 +187,7 @@ def test_bad_json_lines_are_skipped_and_counted_on_request(models_dir: Path, tmp
 
 
 def test_a_huge_record_is_refused_without_holding_it(models_dir: Path, tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr("moderation.inputs.MAX_RECORD_BYTES", 1000)
+    monkeypatch.setattr("moderation.inputs.MAX_RECORD_CHARS", 1000)
     path = tmp_path / "big.jsonl"
     path.write_text(json.dumps({"text": "x " * 5000}) + "\n" + json.dumps({"text": "after"}) + "\n")
     one_error_line(score(models_dir, str(path)), "big.jsonl:1: record larger than")
