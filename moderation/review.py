@@ -423,8 +423,13 @@ class ReviewStore:
         for row in self.db.execute("SELECT flagged, reason FROM items WHERE status = 'pending'"):
             for c in json.loads(row["flagged"]) or [f"({row['reason']})"]:
                 pending[c] += 1
+        # Decisions in force: an undone one is not counted (its undo names it in `supersedes`).
         per_reviewer = Counter(
-            r["reviewer"] for r in self.db.execute("SELECT reviewer FROM decisions WHERE verdict != 'undo'")
+            r["reviewer"]
+            for r in self.db.execute(
+                "SELECT reviewer FROM decisions d WHERE verdict != 'undo' "
+                "AND NOT EXISTS (SELECT 1 FROM decisions u WHERE u.supersedes = d.id)"
+            )
         )
         waits = []
         confirmed: dict[str, list[bool]] = defaultdict(list)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -16,16 +17,25 @@ from .cli import PolicyOption, _jobs, errors_to_exit, warn
 from .output import PipeAwareConsole, printable
 from .review import ORDERS, Item, ReviewError, ReviewStore
 
-DbOption = Annotated[Path, typer.Option("--db", help="Review database (SQLite); created when missing.", dir_okay=False)]
+DbOption = Annotated[
+    Path, typer.Option("--db", help="Review database (SQLite), as `score --queue` made it.", dir_okay=False)
+]
 DEFAULT_DB = Path("moderation.db")
 
-review_app = typer.Typer(
-    help="Review flagged sentences one key at a time; `review stats` summarises the queue.",
-    invoke_without_command=True,
-)
+review_app = typer.Typer(invoke_without_command=True)  # its help is the callback's docstring: keys and an example
 labels_app = typer.Typer(help="Turn reviewers' decisions into labelled data.", no_args_is_help=True)
 
 KEYS = "[c]onfirm  [n]ot a violation  [r]elabel  [s]kip  [u]ndo last  [a]dd note  [q]uit"
+
+
+Order = StrEnum("Order", {name: name for name in ORDERS})
+
+
+def _existing(db: Path) -> None:
+    """Refuse a review database that is not there: only `score --queue` makes one (a review started in the wrong
+    directory would otherwise make an empty one and say the queue is empty)."""
+    if not db.is_file():
+        raise ReviewError(f"{db}: no review database here (create one with `moderation score ... --queue`)")
 
 
 def _default_reviewer() -> str:
@@ -35,7 +45,7 @@ def _default_reviewer() -> str:
         return "reviewer"
 
 
-def _show(console: Console, item: Item, rules: dict[str, str]) -> None:
+def _show(console: Console, item: Item, rules: dict[str, str], notes: list[str] = ()) -> None:
     where = f"{item.source}{'#' + item.doc_id if item.doc_id is not None else ''}:{item.line}:{item.col}"
     reason, version = escape(printable(item.reason)), escape(printable(item.model_version))
     console.rule(f"item {item.id} · {escape(printable(where))} · {reason} · model {version}")
@@ -58,6 +68,8 @@ def _show(console: Console, item: Item, rules: dict[str, str]) -> None:
         # Nothing was flagged (a review-band or audit item): say what "confirm" would record.
         suggested = ", ".join(item.terms) or "nothing"
         console.print(f"  not flagged: c records a violation of {escape(suggested)}, n records none")
+    for note in notes:
+        console.print(Text("  note: " + printable(note), style="italic"))
 
 
 @review_app.callback()
@@ -69,16 +81,17 @@ def review(
     ] = None,
     category: Annotated[str | None, typer.Option("--category", help="Only items flagged in this category.")] = None,
     order: Annotated[
-        str,
+        Order,
         typer.Option(
             "--order",
-            help=f"Which items first: {', '.join(ORDERS)} (uncertainty: those "
-            "the model is least sure of, so each decision teaches it the most).",
+            help="Which items first (uncertainty: those the model is least sure of, so each decision teaches it the "
+            "most).",
         ),
     ] = "uncertainty",
     policy_path: PolicyOption = None,
 ) -> None:
-    """Review queued sentences: each decision is saved before the next sentence is shown.
+    """Review flagged sentences one key at a time; each decision is saved before the next sentence is shown.
+    `moderation review stats` summarises the queue.
 
     Keys: c confirm, n not a violation, r change categories, s skip, u undo the last decision, a add a note, q quit.
 
@@ -89,20 +102,20 @@ def review(
     from .policy import load_policy
 
     with errors_to_exit():
-        if order not in ORDERS:
-            raise ReviewError(f"--order must be one of: {', '.join(ORDERS)}")
+        _existing(db)
+        order = Order(order).value
         policy = load_policy(policy_path)
         if category is not None:
             policy.category(category)  # an unknown category is an error, not an empty queue
         rules = {c.id: c.rule for c in policy.categories}
         name = reviewer or _default_reviewer()
         console = PipeAwareConsole(highlight=False, emoji=False, soft_wrap=True)
-        decided = 0
+        decided: set[int] = set()  # items decided in this session, and not undone
         with ReviewStore(db) as store:
             skipped: set[int] = set()
             item = store.claim_next(name, order, category, skipped)
             while item is not None:
-                _show(console, item, rules)
+                _show(console, item, rules, store.notes(item.id))
                 try:
                     outcome = _ask(console, store, item, name, policy.ids)
                 except ReviewError as e:
@@ -119,14 +132,15 @@ def review(
                 if outcome == "skip":
                     skipped.add(item.id)
                 elif isinstance(outcome, Item):  # undo: show the undone item again
+                    decided.discard(outcome.id)
                     item = outcome
                     continue
                 else:
-                    decided += 1
+                    decided.add(item.id)
                 item = store.claim_next(name, order, category, skipped)
             else:
                 console.print("The queue is empty." if not skipped else "No more items (skipped ones stay queued).")
-        console.print(f"{decided} decision(s) saved to {escape(str(db))}.")
+        console.print(f"{len(decided)} decision(s) saved to {escape(printable(str(db)))}.")
 
 
 def _ask(console: Console, store: ReviewStore, item: Item, reviewer: str, categories: tuple[str, ...]):
@@ -135,7 +149,7 @@ def _ask(console: Console, store: ReviewStore, item: Item, reviewer: str, catego
         console.print(f"[bold]{escape(KEYS)}[/] ", end="")
         try:
             key = _read_key()
-        except (EOFError, typer.Abort):  # Ctrl-D on a terminal
+        except EOFError:
             return "quit"
         store.claim(item.id, reviewer)  # a key press renews the lease: a slow reviewer keeps the item
         console.print(escape(printable(key)))
@@ -150,7 +164,7 @@ def _ask(console: Console, store: ReviewStore, item: Item, reviewer: str, catego
         if key == "r":
             try:
                 labels = _ask_categories(categories)
-            except (EOFError, typer.Abort):
+            except EOFError:
                 return "quit"
             if labels is not None:
                 store.decide(item.id, reviewer, "relabel", labels)
@@ -170,8 +184,8 @@ def _ask(console: Console, store: ReviewStore, item: Item, reviewer: str, catego
             return reclaimed if reclaimed is not None else "skip"
         elif key == "a":
             try:
-                note = typer.prompt("note", default="", show_default=False).strip()
-            except (EOFError, typer.Abort):
+                note = _prompt("note").strip()
+            except EOFError:
                 return "quit"
             if note:
                 store.add_note(item.id, reviewer, note)
@@ -181,16 +195,28 @@ def _ask(console: Console, store: ReviewStore, item: Item, reviewer: str, catego
 
 
 def _read_key() -> str:
-    """One key press on a terminal; from a pipe or a script, the first character of the next line ("" at the end)."""
+    """One key press on a terminal; from a pipe or a script, the first character of the next line that has one ("" at
+    the end: a blank line is no answer). Ctrl-C raises KeyboardInterrupt (exit 130, the item released)."""
     if sys.stdin.isatty():
         return typer.getchar().lower()
+    while line := sys.stdin.readline():
+        if line.strip():
+            return line.strip()[:1].lower()
+    return ""
+
+
+def _prompt(label: str) -> str:
+    """A line of text: EOFError at the end of input; Ctrl-C is left as KeyboardInterrupt (typer.prompt would turn
+    both into one Abort, and an interrupted review would exit 0)."""
+    typer.echo(f"{label}: ", nl=False)
     line = sys.stdin.readline()
-    return line.strip()[:1].lower() if line else ""
+    if not line:
+        raise EOFError
+    return line.rstrip("\r\n")
 
 
 def _ask_categories(categories: tuple[str, ...]) -> list[str] | None:
-    answer = typer.prompt(f"categories ({', '.join(categories)}; comma-separated, empty for none)", default="",
-                          show_default=False)  # fmt: skip
+    answer = _prompt(f"categories ({', '.join(categories)}; comma-separated, empty for none)")
     chosen = [c.strip() for c in answer.replace(";", ",").split(",") if c.strip()]
     unknown = [c for c in chosen if c not in categories]
     if unknown:
@@ -219,8 +245,7 @@ def review_stats(ctx: typer.Context, db: DbOption = DEFAULT_DB) -> None:
     """
     db = _given_before(ctx, "db", db)
     with errors_to_exit():
-        if not db.is_file():
-            raise ReviewError(f"{db}: no review database here (create one with `moderation score ... --queue`)")
+        _existing(db)
         with ReviewStore(db) as store:
             s = store.stats()
         typer.echo("pending items by category:")
@@ -265,8 +290,7 @@ def review_undo(
     """
     db, reviewer = _given_before(ctx, "db", db), _given_before(ctx, "reviewer", reviewer)
     with errors_to_exit():
-        if not db.is_file():
-            raise ReviewError(f"{db}: no review database here")
+        _existing(db)
         with ReviewStore(db) as store:
             item = store.undo_last(reviewer or _default_reviewer())
         if item is None:
@@ -290,8 +314,7 @@ def labels_export(
     from .data import write_labelled
 
     with errors_to_exit():
-        if not db.is_file():
-            raise ReviewError(f"{db}: no review database here")
+        _existing(db)
         with ReviewStore(db) as store:
             count = write_labelled(store.labelled(), out)
         typer.echo(f"wrote {count} labelled sentence(s) to {out}", err=True)
@@ -347,8 +370,7 @@ def retrain_command(
     test = test or [Path("data/test.jsonl")]
     with errors_to_exit():
         policy = load_policy(policy_path)
-        if not db.is_file():
-            raise ReviewError(f"{db}: no review database here")
+        _existing(db)
         with ReviewStore(db) as store:
             reviewed = list(store.labelled())
         progress = (lambda msg: typer.echo(f"  {msg}", err=True)) if sys.stderr.isatty() else None

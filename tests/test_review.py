@@ -175,6 +175,50 @@ def test_review_loop_step_by_step(db: Path) -> None:
     assert decisions(db)[-1][2] == "undo"
 
 
+def test_an_undone_decision_is_not_counted_and_blank_lines_are_no_answer(db: Path) -> None:
+    result = review(db, "c\nu\nq\n")
+    assert "0 decision(s) saved" in result.stdout and decisions(db)[-1][2] == "undo"
+    result = review(db, "\n\nc\nq\n")  # a stray Enter in a script is not the end of the session
+    assert "1 decision(s) saved" in result.stdout
+    stats = CliRunner().invoke(app, ["review", "stats", "--db", str(db)]).stdout
+    assert "rita                  1" in stats  # the decision in force, not the undone one
+
+
+def test_a_note_is_shown_when_its_item_comes_back(db: Path) -> None:
+    review(db, "a\nasked a colleague about this one\nq\n")
+    assert "note: asked a colleague about this one" in review(db, "q\n").stdout
+
+
+def test_review_refuses_a_missing_database_and_an_unknown_order(tmp_path: Path) -> None:
+    missing = tmp_path / "moderation.db"
+    result = CliRunner().invoke(app, ["review", "--db", str(missing)])
+    assert result.exit_code == 2 and "no review database here" in result.stderr and not missing.exists()
+    made = tmp_path / "q.db"
+    ReviewStore(made).close()
+    result = CliRunner().invoke(app, ["review", "--db", str(made), "--order", "bogus"])
+    assert result.exit_code == 2 and "'bogus' is not one of" in result.stderr
+    assert "Keys: c confirm" in CliRunner().invoke(app, ["review", "--help"]).stdout
+
+
+def test_ctrl_c_at_a_prompt_exits_130_and_releases_the_item(db: Path) -> None:
+    code = "from moderation.cli import main; main()"
+    proc = subprocess.Popen([sys.executable, "-c", code, "review", "--db", str(db), "--reviewer", "rita"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    proc.stdin.write(b"r\n")
+    proc.stdin.flush()
+    seen = b""
+    while b"categories (" not in seen:  # the relabel prompt is waiting for a line
+        chunk = proc.stdout.read1(4096)
+        assert chunk, seen
+        seen += chunk
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and err.decode().splitlines() == ["moderation: error: interrupted"]
+    with ReviewStore(db) as store:
+        assert store.get(1).status == "pending" and decisions(db) == []
+        assert store.claim_next("someone else", "oldest").id == 1  # released, not held until the lease runs out
+
+
 def test_options_given_before_a_subcommand_count(db: Path, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)  # no moderation.db here: the subcommand must read the one named before it
     stats = CliRunner().invoke(app, ["review", "--db", str(db), "stats"])
