@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 import statistics
 import time
@@ -246,6 +247,9 @@ class ReviewStore:
         added = 0
         with self._write():
             for it in items:
+                # Items queued before sources were resolved are keyed by the path as it was typed.
+                if self.db.execute("SELECT 1 FROM items WHERE key = ?", (_item_key(it, it.source),)).fetchone():
+                    continue
                 margin = min((abs(it.scores[c] - t) for c, t in it.thresholds.items()), default=1.0)
                 cursor = self.db.execute(
                     "INSERT OR IGNORE INTO items (key, source, doc_id, sentence_index, start, end, line, col, text, "
@@ -413,10 +417,28 @@ class ReviewStore:
     def notes(self, item_id: int) -> list[str]:
         return [r["note"] for r in self.db.execute("SELECT note FROM notes WHERE item_id = ? ORDER BY id", (item_id,))]
 
-    def labelled(self) -> Iterator[Example]:
-        """Decided items as labelled examples: the decision in force for each sentence (rejected flags: no labels)."""
-        for row in self.db.execute("SELECT * FROM items WHERE status = 'decided' ORDER BY id"):
-            yield Example(row["text"], frozenset(json.loads(row["labels"])), "review", f"{self.path}#item{row['id']}")
+    def labelled(self) -> list[Example]:
+        """Decided sentences as labelled examples, one per text (rejected flags: no labels): a text queued in more
+        than one item (two posts, two files) takes its latest decision; see `label_conflicts`."""
+        latest = {row["text"]: row for row in self._decided_rows()}  # a later decision replaces an earlier one
+        return [
+            Example(row["text"], frozenset(json.loads(row["labels"])), "review", f"{self.path}#item{row['id']}")
+            for row in sorted(latest.values(), key=lambda row: row["id"])
+        ]
+
+    def label_conflicts(self) -> int:
+        """How many texts were decided with different labels in different items."""
+        seen: dict[str, set[frozenset[str]]] = defaultdict(set)
+        for row in self._decided_rows():
+            seen[row["text"]].add(frozenset(json.loads(row["labels"])))
+        return sum(len(labels) > 1 for labels in seen.values())
+
+    def _decided_rows(self) -> list[sqlite3.Row]:
+        # In the order their decisions in force were made.
+        return self.db.execute(
+            "SELECT i.id, i.text, i.labels FROM items i WHERE i.status = 'decided' "
+            "ORDER BY (SELECT MAX(d.id) FROM decisions d WHERE d.item_id = i.id), i.id"
+        ).fetchall()
 
     def stats(self) -> ReviewStats:
         pending = Counter()
@@ -529,9 +551,20 @@ def _connect(path: Path) -> sqlite3.Connection:
     return db
 
 
-def _item_key(it: QueueItem) -> str:
-    raw = json.dumps([it.source, it.doc_id, it.start, it.end, it.text], ensure_ascii=False)
+def _item_key(it: QueueItem, source: str | None = None) -> str:
+    raw = json.dumps([_source_key(it.source) if source is None else source, it.doc_id, it.start, it.end, it.text],
+                     ensure_ascii=False)  # fmt: skip
     return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def _source_key(source: str) -> str:
+    """A file named another way ("./sample.md", its absolute path, a link to it) is the same source."""
+    if source == "-":
+        return source
+    try:
+        return os.path.realpath(source)
+    except (OSError, ValueError):
+        return source
 
 
 def _item(row: sqlite3.Row) -> Item:

@@ -317,6 +317,9 @@ def labels_export(
         _existing(db)
         with ReviewStore(db) as store:
             count = write_labelled(store.labelled(), out)
+            conflicts = store.label_conflicts()
+        if conflicts:
+            warn(f"{conflicts} sentence(s) were decided differently in different items; the latest decision is kept")
         typer.echo(f"wrote {count} labelled sentence(s) to {out}", err=True)
 
 
@@ -372,7 +375,10 @@ def retrain_command(
         policy = load_policy(policy_path)
         _existing(db)
         with ReviewStore(db) as store:
-            reviewed = list(store.labelled())
+            reviewed = store.labelled()
+            conflicts = store.label_conflicts()
+        if conflicts:
+            warn(f"{conflicts} sentence(s) were decided differently in different items; the latest decision is kept")
         progress = (lambda msg: typer.echo(f"  {msg}", err=True)) if sys.stderr.isatty() else None
         result = retrain(models_dir, data, test, reviewed, policy, margin=margin, held_out_share=held_out_share,
                          force=force, n_jobs=jobs, progress=progress, warn=warn)  # fmt: skip

@@ -52,6 +52,44 @@ def test_enqueue_twice_adds_no_duplicates(db: Path) -> None:
         assert len(list(store.items())) == 4
 
 
+def test_a_file_named_another_way_is_queued_once(models_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "post.txt").write_text("I will kill you tonight.\n")
+    (tmp_path / "link.txt").symlink_to(tmp_path / "post.txt")
+    added = []
+    for spelling in ("post.txt", "./post.txt", str(tmp_path / "post.txt"), "link.txt"):
+        result = CliRunner().invoke(app, ["score", spelling, "--model", str(models_dir), "--queue", "-f", "jsonl"])
+        added.append(result.stderr.split("queued ")[1].split()[0])
+    assert added == ["1", "0", "0", "0"]
+
+
+def test_items_queued_before_paths_were_resolved_are_not_queued_again(tmp_path: Path) -> None:
+    from moderation.review import _item_key
+
+    path = tmp_path / "q.db"
+    item = make_item("I will kill you")
+    with ReviewStore(path) as store:
+        assert store.enqueue([item]) == 1
+    with sqlite3.connect(path) as c:  # the key an earlier version stored: the path as it was typed
+        c.execute("UPDATE items SET key = ?", (_item_key(item, item.source),))
+    with ReviewStore(path) as store:
+        assert store.enqueue([item]) == 0 and len(list(store.items())) == 1
+
+
+def test_a_sentence_decided_twice_differently_is_exported_once(tmp_path: Path) -> None:
+    path = tmp_path / "q.db"
+    with ReviewStore(path) as store:
+        store.enqueue([make_item("you are dead meat", start=0), make_item("you are dead meat", start=50)])
+        store.decide(2, "ann", "reject")
+        store.decide(1, "ben", "confirm")  # the later decision
+        assert [(e.text, e.labels) for e in store.labelled()] == [("you are dead meat", frozenset({"threat"}))]
+        assert store.label_conflicts() == 1
+    out = tmp_path / "reviewed.jsonl"
+    result = CliRunner().invoke(app, ["labels", "export", str(out), "--db", str(path)])
+    assert "1 sentence(s) were decided differently" in result.stderr and "wrote 1 labelled" in result.stderr
+    assert [json.loads(line)["labels"] for line in out.open()] == [["threat"]]
+
+
 def test_schema_is_versioned_and_a_newer_one_is_refused(db: Path) -> None:
     with sqlite3.connect(db) as c:
         assert c.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
