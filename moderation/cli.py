@@ -280,9 +280,10 @@ def score(
             input_format.value, text_field, id_field, strict, force,
             on_error=skip if on_error is OnError.skip else None, on_bytes=progress.read if progress else None,
         )  # fmt: skip
+        # The queue first: a database that cannot be opened fails before any output (a CSV header) is written.
+        queue_to = _Enqueuer(db, model, rules, queue_uncertain, audit_rate, seed) if queue else None
         writer = make_writer(fmt.value, sys.stdout, policy.ids)
         documents = read_documents(paths, options, warn=warn)
-        queue_to = _Enqueuer(db, model, rules, queue_uncertain, audit_rate, seed) if queue else None
         # With nothing to do but write lines, they are rendered where a batch is scored, from its columns: cheaper
         # than an object per sentence, and with workers, cheaper to send back and this process stays free to read.
         rendered = fmt.value in LineRenderer.formats and not queue and not explain_terms

@@ -320,7 +320,10 @@ def _jsonl_documents(
             # A post without an id is known by its line, as with --input-format lines: it is then located, counted
             # and queued as a post of its own, not merged with every other post of the file.
             doc_id = post.get(options.id_field)
-            doc_id = str(number) if doc_id is None else clean_text(str(doc_id))
+            if doc_id is None:
+                doc_id = str(number)
+            else:  # anything but a string as JSON writes it: {"a": 1}, not Python's {'a': 1}; Infinity, not inf
+                doc_id = clean_text(doc_id if isinstance(doc_id, str) else json.dumps(doc_id, ensure_ascii=False))
             yield Document(source, doc_id, iter((clean_text(text),)), idle)
     finally:
         stream.detach()  # the stream is the caller's (standard input stays open)

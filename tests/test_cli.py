@@ -84,6 +84,21 @@ def test_jsonl_posts_without_an_id_are_known_by_their_line(models_dir: Path, tmp
     assert [r["doc_id"] for r in records] == ["1", "2", "4"]
 
 
+def test_ids_that_are_not_strings_are_shown_as_json_writes_them(models_dir: Path, tmp_path: Path) -> None:
+    posts = tmp_path / "ids.jsonl"
+    posts.write_text('{"id": {"a": 1}, "text": "x"}\n{"id": 7, "text": "y"}\n{"id": 1e999, "text": "z"}\n')
+    records = [json.loads(line) for line in invoke("score", str(posts), "--model", str(models_dir), "-f", "jsonl")
+               .stdout.splitlines()]  # fmt: skip
+    assert [r["doc_id"] for r in records] == ['{"a": 1}', "7", "Infinity"]
+
+
+def test_a_queue_that_cannot_be_opened_fails_before_any_output(models_dir: Path, doc: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "notdb.db"
+    bad.write_text("not a database")
+    result = invoke("score", str(doc), "--model", str(models_dir), "-f", "csv", "--queue", "--db", str(bad))
+    assert result.exit_code == 2 and result.stdout == "" and "not a review database" in result.stderr
+
+
 def test_explain_flag_adds_terms_to_flagged_sentences(models_dir: Path, doc: Path) -> None:
     result = invoke("score", str(doc), "--model", str(models_dir), "-f", "jsonl", "--explain", "--only-flagged")
     records = [json.loads(line) for line in result.stdout.splitlines()]
