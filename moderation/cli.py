@@ -314,9 +314,11 @@ def score(
                 queue_to.abort()
             raise
         else:
+            # The queue first: the last sentence, held back for its context, is queued even if the output's last
+            # write (a closing bracket, the summary) fails.
+            added = queue_to.close() if queue_to else None
             writer.close()
             if queue_to:
-                added = queue_to.close()
                 typer.echo(f"queued {added} new sentence(s) for review in {db}", err=True)
         finally:
             if progress:
@@ -328,8 +330,9 @@ def score(
 
 
 class _Enqueuer:
-    """Puts sentences in the review queue as they are scored, each output batch in one transaction (and so as a
-    growing log is read); a sentence waits only for the one after it, its context."""
+    """Puts sentences in the review queue as they are scored, each output batch in one transaction, before it is
+    shown. The last sentence of a batch is queued without the sentence after it (its context), which may come in a
+    later batch or never (a log that pauses, a post that ended): that is filled in when it comes."""
 
     def __init__(self, db: Path, model, rules, low: float | None, audit_rate: float, seed: int) -> None:
         from .model import explain as explain_text
@@ -342,20 +345,35 @@ class _Enqueuer:
         self.pending: list = []
         self.added = 0
         self.neighbours = Neighbours()  # a sentence's context includes the one after it, maybe in the next batch
+        self.early = None  # (sentence, its queue item) queued before the sentence after it was known
 
     def add_batch(self, batch: list) -> None:
         for s in batch:
             for before, ready, after in self.neighbours.push(s):
-                self.add(before, ready, after)
+                self._add(before, ready, after)
+        held = self.neighbours.last
+        if held is not None:
+            item = self._item(self.neighbours.before, held, "")
+            self.early = (held, item) if item is not None else None
+            if item is not None:
+                self.pending.append(item)
         self.flush()
 
-    def add(self, before: str, s, after: str) -> None:
+    def _add(self, before: str, s, after: str) -> None:
+        if self.early is not None and self.early[0] is s:
+            if after:
+                self.store.set_after(self.early[1], after)
+            self.early = None
+            return
+        item = self._item(before, s, after)
+        if item is not None:
+            self.pending.append(item)
+
+    def _item(self, before: str, s, after: str):
         from .review import audit_pick, queue_item
 
         audit = audit_pick(s, self.rules.flag, self.audit_rate, self.seed)
-        item = queue_item(before, s, after, self.model.version, self.rules.flag, self.low, self.explain, audit)
-        if item is not None:
-            self.pending.append(item)
+        return queue_item(before, s, after, self.model.version, self.rules.flag, self.low, self.explain, audit)
 
     def flush(self) -> None:
         if self.pending:
@@ -363,12 +381,9 @@ class _Enqueuer:
             self.pending.clear()
 
     def abort(self) -> None:
-        """Stop after an error or Ctrl-C: every sentence scored is queued (the last without the one after it, which
-        was never read), unless the queue itself is what failed."""
+        """Stop after an error or Ctrl-C: every sentence scored is queued, unless the queue itself is what failed."""
         try:
-            for before, s, after in self.neighbours.close():
-                self.add(before, s, after)
-            self.flush()
+            self._finish()
         except ModerationError:
             pass  # the store failed: that error, or the one that stopped the run, is what the user sees
         finally:
@@ -376,12 +391,15 @@ class _Enqueuer:
 
     def close(self) -> int:
         try:
-            for before, s, after in self.neighbours.close():
-                self.add(before, s, after)
-            self.flush()
+            self._finish()
         finally:
             self.store.close()
         return self.added
+
+    def _finish(self) -> None:
+        for before, s, after in self.neighbours.close():
+            self._add(before, s, after)
+        self.flush()
 
 
 class _Progress:

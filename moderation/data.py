@@ -73,20 +73,26 @@ def iter_examples(path: Path, categories: Iterable[str]) -> Iterator[Example]:
 
 
 def _csv_rows(f) -> Iterator[tuple[int, dict]]:
-    # Strict: a quote left open would otherwise swallow every later row into one text, silently.
-    reader = csv.DictReader(f, strict=True)
+    # Strict: a quote left open would otherwise swallow every later row into one text, silently. A plain reader, not
+    # DictReader, so that each record is located by the line it starts on, blank lines before it included.
+    reader = csv.reader(f, strict=True)
     start = 1  # the line the record being read starts on
     try:
-        if reader.fieldnames is None or "text" not in reader.fieldnames:
+        header = next(reader, None)
+        if header is None or "text" not in header:
             raise DataError(f"{f.name}:1: CSV header needs a 'text' column (and 'labels')")
-        start = reader.line_num + 1
-        for row in reader:
-            if None in row:  # DictReader's key for fields beyond the header's
-                raise DataError(f"{f.name}:{start}: more fields than the header names (an unquoted comma?)")
-            labels = row.get("labels") or ""
-            row["labels"] = [x.strip() for x in labels.split(";") if x.strip()]
-            yield start, row
+        while True:
             start = reader.line_num + 1
+            fields = next(reader, None)
+            if fields is None:
+                return
+            if not fields:
+                continue  # a blank line
+            if len(fields) > len(header):
+                raise DataError(f"{f.name}:{start}: more fields than the header names (an unquoted comma?)")
+            row = dict(zip(header, fields, strict=False))
+            row["labels"] = [x.strip() for x in (row.get("labels") or "").split(";") if x.strip()]
+            yield start, row
     except csv.Error as e:
         raise DataError(f"{f.name}:{start}: malformed CSV record: {e}") from None
 

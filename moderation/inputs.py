@@ -92,7 +92,10 @@ def _idle_check(raw) -> Callable[[], bool] | None:
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _SURROGATE = re.compile("[\ud800-\udfff]")
-_UNDECODED = re.compile("[\udc80-\udcff]")  # what surrogateescape makes of bytes the encoding cannot read
+_UNDECODED = re.compile("\udc80")  # what _MARK_UNDECODED makes of bytes the encoding cannot read
+_MARK_UNDECODED = "moderation.undecoded"
+# Any codec, UTF-16 too (whose errors surrogateescape cannot stand for): one mark per undecodable run.
+codecs.register_error(_MARK_UNDECODED, lambda e: ("\udc80", e.end))
 
 
 def _lines(chunks: Iterator[str]) -> Iterator[tuple[int, str]]:
@@ -177,7 +180,10 @@ def _text_chunks(raw: BinaryIO, source: str, options: ReadOptions, warn: Callabl
     read1 = getattr(raw, "read1", raw.read)
 
     def read(n: int) -> bytes:
-        data = read1(n)
+        try:
+            data = read1(n)
+        except OSError as e:  # an error of the input, not of the output (/proc/self/mem, a failing disk)
+            raise InputError(f"{source}: cannot read: {e.strerror or e}") from None
         if options.on_bytes:
             options.on_bytes(len(data))
         return data
@@ -222,15 +228,14 @@ def _text_chunks(raw: BinaryIO, source: str, options: ReadOptions, warn: Callabl
 
 
 def _head(raw: BinaryIO) -> bytes:
-    """The first block of a stream, left in it to be read."""
-    if hasattr(raw, "peek"):  # files and standard input
-        return raw.peek(CHUNK_BYTES)[:CHUNK_BYTES]
-    if raw.seekable():  # in-memory streams
+    """The first block of a stream, left in it to be read: as much as a text file's first block for a file, what
+    has arrived for a pipe (a buffered reader's peek gives only its buffer, 4 KB here)."""
+    if raw.seekable():
         at = raw.tell()
         head = raw.read(CHUNK_BYTES)
         raw.seek(at)
         return head
-    return b""
+    return raw.peek(CHUNK_BYTES)[:CHUNK_BYTES] if hasattr(raw, "peek") else b""
 
 
 def _encoding(head: bytes, source: str, options: ReadOptions, warn: Callable[[str], None] | None) -> tuple[str, int]:
@@ -255,7 +260,7 @@ def _latin1(head: bytes) -> bool:
         head.decode("utf-8")
         return False
     except UnicodeDecodeError as e:
-        if len(head) >= CHUNK_BYTES and e.start >= len(head) - 3:  # a character cut by the block's end
+        if e.reason == "unexpected end of data":  # a character cut by the block's end (a pipe's first read)
             return False
         if len(head[: e.start].decode("utf-8")) != e.start:  # valid multi-byte UTF-8 before it: UTF-8 with a flaw
             return False
@@ -273,19 +278,23 @@ def _jsonl_documents(
     idle: Callable[[], bool] | None = None,
     warn: Callable[[str], None] | None = None,
 ) -> Iterator[Document]:
-    # Decoded as text files are (a byte-order mark, UTF-8, Latin-1 with a warning); bytes that are not valid in the
-    # encoding come through as lone surrogates, to be told apart from the text and replaced (or refused).
+    # Decoded as text files are (a byte-order mark, UTF-8, Latin-1 with a warning); what the encoding cannot read
+    # comes through as one lone surrogate, to be told apart from the text and replaced (or refused). Only "\n" ends
+    # a record: a "\r" inside one is white space to JSON.
     encoding, skip = _encoding(_head(raw), source, options, warn)
     raw.read(skip)
-    stream = io.TextIOWrapper(raw, encoding=encoding, errors="surrogateescape")
+    stream = io.TextIOWrapper(raw, encoding=encoding, errors=_MARK_UNDECODED, newline="\n")
     number, warned = 0, False
     try:
         while True:
-            line = stream.readline(MAX_RECORD_CHARS + 1)
+            try:
+                line = stream.readline(MAX_RECORD_CHARS + 1)
+            except OSError as e:
+                raise InputError(f"{source}: cannot read: {e.strerror or e}") from None
             if not line:
                 return
             if options.on_bytes:
-                options.on_bytes(len(line.encode(encoding, "surrogateescape")))
+                options.on_bytes(len(line.encode(encoding, "replace")))
             number += 1
             where = f"{source}:{number}"
             if len(line) > MAX_RECORD_CHARS and not line.endswith("\n"):

@@ -8,6 +8,7 @@ people working at once never get the same item; a decision on an item someone el
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -247,8 +248,10 @@ class ReviewStore:
         added = 0
         with self._write():
             for it in items:
-                # Items queued before sources were resolved are keyed by the path as it was typed.
-                if self.db.execute("SELECT 1 FROM items WHERE key = ?", (_item_key(it, it.source),)).fetchone():
+                # Items queued before sources were resolved are keyed by the path as it was typed, and before a
+                # JSON Lines post without an id took its line number, by no id at all.
+                legacy = [_item_key(it, it.source), _item_key(dataclasses.replace(it, doc_id=None), it.source)]
+                if self.db.execute("SELECT 1 FROM items WHERE key IN (?, ?)", legacy).fetchone():
                     continue
                 margin = min((abs(it.scores[c] - t) for c, t in it.thresholds.items()), default=1.0)
                 cursor = self.db.execute(
@@ -264,6 +267,11 @@ class ReviewStore:
                 )  # fmt: skip
                 added += cursor.rowcount
         return added
+
+    def set_after(self, item: QueueItem, after: str) -> None:
+        """Fill in the sentence after a queued one, where it was queued before that sentence was read."""
+        with self._write():
+            self.db.execute("UPDATE items SET after = ? WHERE key = ? AND after = ''", (after, _item_key(item)))
 
     # --- reviewing ---------------------------------------------------------------------------------------------------
 
@@ -558,11 +566,10 @@ def _item_key(it: QueueItem, source: str | None = None) -> str:
 
 
 def _source_key(source: str) -> str:
-    """A file named another way ("./sample.md", its absolute path, a link to it) is the same source."""
-    if source == "-":
-        return source
+    """A file named another way ("./sample.md", its absolute path, a link to it) is the same source. Anything else
+    keeps its name: /dev/stdin or <(...) resolve to a pipe with a new name on every run."""
     try:
-        return os.path.realpath(source)
+        return os.path.realpath(source) if os.path.isfile(source) else source
     except (OSError, ValueError):
         return source
 

@@ -81,6 +81,8 @@ def test_write_then_read_round_trips(tmp_path: Path, suffix: str) -> None:
          "bad.csv:3: malformed CSV record: unexpected end of data"),
         ('text,labels\nok,\n"abc"def,threat\n', "bad.csv:3: malformed CSV record"),
         ("text,labels\nhello, there,threat\n", "bad.csv:2: more fields than the header names"),
+        ("text,labels\nok,\n\n\nbad one,nosuchcat\n", "bad.csv:5: unknown category nosuchcat"),  # after blank lines
+        ('text,labels\nok,\n\n"open quote,\nmore\n', "bad.csv:4: malformed CSV record"),
     ],
 )  # fmt: skip
 def test_malformed_csv_is_an_error_at_its_line(tmp_path: Path, content: str, error: str) -> None:

@@ -161,6 +161,33 @@ def test_invalid_utf8_in_json_lines_is_replaced_at_its_line_or_refused(models_di
     one_error_line(score(models_dir, str(path), "--strict"), "posts.jsonl:2: invalid utf-8 (--strict)")
 
 
+def test_undecodable_utf16_and_a_cut_first_block_and_a_bare_cr(models_dir: Path, tmp_path: Path) -> None:
+    good = (json.dumps({"id": 1, "text": "I will kill you tonight"}) + "\n").encode("utf-16-le")
+    odd = tmp_path / "odd.jsonl"  # a lone surrogate code unit, then an odd last byte
+    odd.write_bytes(codecs.BOM_UTF16_LE + good + '{"id": 2, "text": "a?b"}\n'.encode("utf-16-le").replace(
+        "?".encode("utf-16-le"), b"\x00\xd8") + b"x")  # fmt: skip
+    result = score(models_dir, str(odd), "-f", "jsonl", "--on-error", "skip")
+    assert [json.loads(line)["text"] for line in result.stdout.splitlines()] == ["I will kill you tonight", "a\ufffdb"]
+    assert "invalid utf-16-le; replaced with U+FFFD" in result.stderr and "Traceback" not in result.stderr
+    # Valid UTF-8 whose first "é" straddles the 4 KB a buffered reader's peek holds is still UTF-8, not Latin-1.
+    cut = tmp_path / "cut.jsonl"
+    head = '{"id": "1", "text": "'
+    cut.write_bytes((head + "a" * (4095 - len(head)) + 'é café"}\n{"id": "2", "text": "naïve café"}\n').encode())
+    result = score(models_dir, str(cut), "-f", "jsonl")
+    assert json.loads(result.stdout.splitlines()[-1])["text"] == "naïve café" and "Latin-1" not in result.stderr
+    # Only a line feed ends a record: a carriage return inside one is white space to JSON.
+    cr = tmp_path / "cr.jsonl"
+    cr.write_bytes(b'{"id": "a",\r "text": "hello there"}\n{"id": "b", "text": "x"}\r\n')
+    assert [json.loads(line)["doc_id"] for line in score(models_dir, str(cr), "-f", "jsonl").stdout.splitlines()] == [
+        "a", "b"
+    ]  # fmt: skip
+
+
+@pytest.mark.skipif(not Path("/proc/self/mem").exists(), reason="no /proc/self/mem here")
+def test_an_input_that_fails_to_read_is_named_as_the_input(models_dir: Path) -> None:
+    one_error_line(score(models_dir, "/proc/self/mem"), "/proc/self/mem: cannot read:")
+
+
 def test_a_lone_surrogate_is_one_replacement_character(models_dir: Path, tmp_path: Path) -> None:
     path = tmp_path / "posts.jsonl"
     path.write_text('{"text": "a \\ud800 I will kill you"}\n')

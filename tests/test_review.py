@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -74,6 +75,42 @@ def test_items_queued_before_paths_were_resolved_are_not_queued_again(tmp_path: 
         c.execute("UPDATE items SET key = ?", (_item_key(item, item.source),))
     with ReviewStore(path) as store:
         assert store.enqueue([item]) == 0 and len(list(store.items())) == 1
+
+
+def test_a_pipe_keeps_its_name_and_a_post_queued_without_an_id_is_not_queued_again(tmp_path: Path) -> None:
+    from moderation.review import _item_key, _source_key
+
+    assert _source_key("/dev/stdin") == "/dev/stdin"  # not /proc/<pid>/fd/pipe:[n], new on every run
+    assert _source_key("-") == "-"
+    path = tmp_path / "q.db"
+    item = make_item("I will kill you")
+    with ReviewStore(path) as store:
+        assert store.enqueue([item]) == 1
+    with sqlite3.connect(path) as c:  # as an earlier version keyed a JSON Lines post without an id
+        c.execute("UPDATE items SET key = ?", (_item_key(item, item.source),))
+    with ReviewStore(path) as store:
+        assert store.enqueue([dataclasses.replace(item, doc_id="1")]) == 0
+
+
+def test_the_last_flag_is_queued_when_the_output_fails_to_close(models_dir: Path, tmp_path: Path) -> None:
+    # -f json writes its closing bracket last: a closed pipe there must not lose the sentence held for its context.
+    db = tmp_path / "p.db"
+    code = "from moderation.cli import main; main()"
+    proc = subprocess.Popen([sys.executable, "-c", code, "score", "-", "--input-format", "lines", "-f", "json",
+                             "--model", str(models_dir), "--queue", "--db", str(db)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    proc.stdin.write(b"I will kill you tonight.\n")
+    proc.stdin.flush()
+    seen = b""
+    while b"I will kill you tonight." not in seen:
+        chunk = proc.stdout.read1(4096)
+        assert chunk, seen
+        seen += chunk
+    proc.stdout.close()
+    proc.stdin.close()
+    assert proc.wait(timeout=60) == 141
+    with ReviewStore(db) as store:
+        assert [i.text for i in store.items()] == ["I will kill you tonight."]
 
 
 def test_a_sentence_decided_twice_differently_is_exported_once(tmp_path: Path) -> None:
@@ -316,8 +353,8 @@ def test_score_queue_keeps_what_was_scored_when_the_input_fails(models_dir: Path
 
 
 def test_score_queue_fills_while_a_stream_is_still_open(models_dir: Path, tmp_path: Path) -> None:
-    # `tail -f log | moderation score - --queue`: a flag is queued once the line after it (its context) is read,
-    # not when 256 have gathered or the stream ends; Ctrl-C then queues the rest.
+    # `tail -f log | moderation score - --queue`: a flag is queued before it is shown, not when 256 have gathered or
+    # the stream ends, and not only once the line after it arrives; Ctrl-C leaves it queued.
     db = tmp_path / "s.db"
     code = "from moderation.cli import main; main()"
     proc = subprocess.Popen([sys.executable, "-c", code, "score", "-", "--input-format", "lines", "-f", "jsonl",
@@ -330,7 +367,7 @@ def test_score_queue_fills_while_a_stream_is_still_open(models_dir: Path, tmp_pa
         assert json.loads(proc.stdout.readline())["flagged"] == ["harassment"]
         with ReviewStore(db) as store:
             queued = [i.text for i in store.items()]
-        assert queued == ["I will kill you tonight."]  # the second waits for the line after it
+        assert queued == ["I will kill you tonight.", "you pathetic worthless idiot"]
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:
@@ -339,6 +376,32 @@ def test_score_queue_fills_while_a_stream_is_still_open(models_dir: Path, tmp_pa
     assert proc.returncode == 130, err
     with ReviewStore(db) as store:
         assert [i.text for i in store.items()] == ["I will kill you tonight.", "you pathetic worthless idiot"]
+
+
+def test_the_sentence_after_a_queued_one_is_filled_in_when_it_comes(models_dir: Path, tmp_path: Path) -> None:
+    from moderation.cli import _Enqueuer
+    from moderation.model import load_model
+    from moderation.policy import load_policy
+    from moderation.registry import resolve
+    from moderation.scoring import Rules
+
+    model = load_model(resolve(models_dir))
+    rules = Rules.of(load_policy(), model)
+    scores = {c: 0.0 for c in model.categories}
+
+    def sentence(i: int, text: str, flagged: tuple[str, ...] = ()) -> SentenceScore:
+        threat = {**scores, "threat": 0.9 if flagged else 0.0}
+        return SentenceScore("log", None, i, 10 * i, 10 * i + 9, 1, 10 * i + 1, text, threat, flagged)
+
+    queue = _Enqueuer(tmp_path / "q.db", model, rules, None, 0.0, 0)
+    queue.add_batch([sentence(0, "Hi all."), sentence(1, "I will kill you.", ("threat",))])
+    with ReviewStore(tmp_path / "q.db") as store:  # queued as soon as its batch is, its context still to come
+        assert [(i.before, i.text, i.after) for i in store.items()] == [("Hi all.", "I will kill you.", "")]
+    queue.add_batch([sentence(2, "Just kidding.")])
+    assert queue.close() == 1
+    with ReviewStore(tmp_path / "q.db") as store:
+        (item,) = store.items()
+        assert (item.before, item.text, item.after) == ("Hi all.", "I will kill you.", "Just kidding.")
 
 
 def _spawn_reviewer(db: Path, name: str) -> subprocess.Popen[str]:
