@@ -22,6 +22,21 @@ from moderation.scoring import SentenceScore
 THRESHOLDS = {"threat": 0.5, "incitement": 0.5, "hate": 0.5, "harassment": 0.5}
 
 
+def _moderation(*args: str) -> subprocess.Popen:
+    """The CLI in a real process, its standard streams piped."""
+    code = "from moderation.cli import main; main()"
+    return subprocess.Popen([sys.executable, "-c", code, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)  # fmt: skip
+
+
+def _read_until(stream, marker: bytes) -> None:
+    seen = b""
+    while marker not in seen:
+        chunk = stream.read1(4096)
+        assert chunk, seen
+        seen += chunk
+
+
 def make_item(text: str, flagged: tuple[str, ...] = ("threat",), score: float = 0.9, start: int = 0) -> QueueItem:
     scores = {c: (score if c in flagged else 0.1) for c in THRESHOLDS}
     return QueueItem("doc.txt", None, 0, start, start + len(text), 1, start + 1, text, "before.", "after.", "v1",
@@ -95,17 +110,11 @@ def test_a_pipe_keeps_its_name_and_a_post_queued_without_an_id_is_not_queued_aga
 def test_the_last_flag_is_queued_when_the_output_fails_to_close(models_dir: Path, tmp_path: Path) -> None:
     # -f json writes its closing bracket last: a closed pipe there must not lose the sentence held for its context.
     db = tmp_path / "p.db"
-    code = "from moderation.cli import main; main()"
-    proc = subprocess.Popen([sys.executable, "-c", code, "score", "-", "--input-format", "lines", "-f", "json",
-                             "--model", str(models_dir), "--queue", "--db", str(db)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    proc = _moderation("score", "-", "--input-format", "lines", "-f", "json", "--model", str(models_dir), "--queue",
+                       "--db", str(db))  # fmt: skip
     proc.stdin.write(b"I will kill you tonight.\n")
     proc.stdin.flush()
-    seen = b""
-    while b"I will kill you tonight." not in seen:
-        chunk = proc.stdout.read1(4096)
-        assert chunk, seen
-        seen += chunk
+    _read_until(proc.stdout, b"I will kill you tonight.")
     proc.stdout.close()
     proc.stdin.close()
     assert proc.wait(timeout=60) == 141
@@ -276,16 +285,10 @@ def test_review_refuses_a_missing_database_and_an_unknown_order(tmp_path: Path) 
 
 
 def test_ctrl_c_at_a_prompt_exits_130_and_releases_the_item(db: Path) -> None:
-    code = "from moderation.cli import main; main()"
-    proc = subprocess.Popen([sys.executable, "-c", code, "review", "--db", str(db), "--reviewer", "rita"],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    proc = _moderation("review", "--db", str(db), "--reviewer", "rita")
     proc.stdin.write(b"r\n")
     proc.stdin.flush()
-    seen = b""
-    while b"categories (" not in seen:  # the relabel prompt is waiting for a line
-        chunk = proc.stdout.read1(4096)
-        assert chunk, seen
-        seen += chunk
+    _read_until(proc.stdout, b"categories (")  # the relabel prompt is waiting for a line
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and err.decode().splitlines() == ["moderation: error: interrupted"]
@@ -356,10 +359,8 @@ def test_score_queue_fills_while_a_stream_is_still_open(models_dir: Path, tmp_pa
     # `tail -f log | moderation score - --queue`: a flag is queued before it is shown, not when 256 have gathered or
     # the stream ends, and not only once the line after it arrives; Ctrl-C leaves it queued.
     db = tmp_path / "s.db"
-    code = "from moderation.cli import main; main()"
-    proc = subprocess.Popen([sys.executable, "-c", code, "score", "-", "--input-format", "lines", "-f", "jsonl",
-                             "--model", str(models_dir), "--queue", "--db", str(db)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    proc = _moderation("score", "-", "--input-format", "lines", "-f", "jsonl", "--model", str(models_dir), "--queue",
+                       "--db", str(db))  # fmt: skip
     try:
         proc.stdin.write(b"I will kill you tonight.\nyou pathetic worthless idiot\n")
         proc.stdin.flush()
