@@ -352,11 +352,10 @@ class _Enqueuer:
             for before, ready, after in self.neighbours.push(s):
                 self._add(before, ready, after)
         held = self.neighbours.last
-        if held is not None:
-            item = self._item(self.neighbours.before, held, "")
-            self.early = (held, item) if item is not None else None
-            if item is not None:
-                self.pending.append(item)
+        item = None if held is None else self._item(self.neighbours.before, held, "")
+        self.early = None if item is None else (held, item)
+        if item is not None:
+            self.pending.append(item)
         self.flush()
 
     def _add(self, before: str, s, after: str) -> None:

@@ -38,6 +38,15 @@ def _existing(db: Path) -> None:
         raise ReviewError(f"{db}: no review database here (create one with `moderation score ... --queue`)")
 
 
+def _reviewed(db: Path) -> list:
+    """The reviewers' labels, one per sentence, saying how many sentences were decided differently in two items."""
+    with ReviewStore(db) as store:
+        examples, conflicts = store.labelled(), store.label_conflicts()
+    if conflicts:
+        warn(f"{conflicts} sentence(s) were decided differently in different items; the latest decision is kept")
+    return examples
+
+
 def _default_reviewer() -> str:
     try:
         return getpass.getuser()
@@ -315,11 +324,7 @@ def labels_export(
 
     with errors_to_exit():
         _existing(db)
-        with ReviewStore(db) as store:
-            count = write_labelled(store.labelled(), out)
-            conflicts = store.label_conflicts()
-        if conflicts:
-            warn(f"{conflicts} sentence(s) were decided differently in different items; the latest decision is kept")
+        count = write_labelled(_reviewed(db), out)
         typer.echo(f"wrote {count} labelled sentence(s) to {out}", err=True)
 
 
@@ -374,11 +379,7 @@ def retrain_command(
     with errors_to_exit():
         policy = load_policy(policy_path)
         _existing(db)
-        with ReviewStore(db) as store:
-            reviewed = store.labelled()
-            conflicts = store.label_conflicts()
-        if conflicts:
-            warn(f"{conflicts} sentence(s) were decided differently in different items; the latest decision is kept")
+        reviewed = _reviewed(db)
         progress = (lambda msg: typer.echo(f"  {msg}", err=True)) if sys.stderr.isatty() else None
         result = retrain(models_dir, data, test, reviewed, policy, margin=margin, held_out_share=held_out_share,
                          force=force, n_jobs=jobs, progress=progress, warn=warn)  # fmt: skip

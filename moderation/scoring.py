@@ -318,7 +318,7 @@ def pieces(documents: Iterable[Document], rules: Rules, size: int = PIECE_CHARS)
                     line, col = _advance(buf, cut, line, col)
                     before = buf[last:cut] if after else ""
                     lead = context_of(context + buf[: cut - len(before)])
-                    context = context_of(context + buf[:cut])
+                    context = context_of(lead + before)  # == context_of(context + buf[:cut]), from short strings
                     buf, offset = buf[cut:], offset + cut
         except ModerationError:
             # The input failed part way: what was read before still counts, all but the sentence it may have cut

@@ -281,12 +281,7 @@ class _Lines:
 
 def split_sentences(text: str, context: str = "") -> list[Sentence]:
     """Split a whole document held in memory, in one pass; see `iter_sentences` for streams (and `context`)."""
-    buf, lines = context + text, _Lines()
-    return [
-        _sentence(buf, -len(context), lines, ps, pe)
-        for s, e in _spans(buf, len(context), len(buf))
-        for ps, pe in _strip_and_cap(buf, s, e)
-    ]
+    return list(_sentences(context + text, -len(context), _Lines(), len(context)))
 
 
 #: Characters of context kept before the text still to split: every look back the splitting makes (a list number
@@ -328,6 +323,11 @@ def iter_sentences(chunks: Iterable[str], context: str = "") -> Iterator[Sentenc
             lines.advance(buf, offset, offset + keep)
         # The mark stands for text before `keep` that lines.advance has already counted.
         buf, offset, begin = mark + buf[keep:], offset + keep - len(mark), begin - keep + len(mark)
+    yield from _sentences(buf, offset, lines, begin)
+
+
+def _sentences(buf: str, offset: int, lines: _Lines, begin: int) -> Iterator[Sentence]:
+    """Every sentence of `buf` from `begin` to its end, the text all there is; `buf[0]` is at absolute `offset`."""
     for s, e in _spans(buf, begin, len(buf)):
         for ps, pe in _strip_and_cap(buf, s, e):
             yield _sentence(buf, offset, lines, ps, pe)
