@@ -11,7 +11,9 @@ Options:
 - `--default-model`: also, on rows of its own, the bundled default model as shipped, trained on none of TweetEval,
   with its own policy thresholds (a tweet counts as positive when any sentence of it is flagged in any category):
   how it does on text nobody here wrote. The policy is narrower than either task (profanity and slurs at no one are
-  allowed), so this is a check of transfer, not a score to compare with the table.
+  allowed), so this is a check of transfer, not a score to compare with the table. It also reports, among the
+  tweets labelled negative, the share flagged when the tweet speaks to someone ("you", "your", "u", ...) and when it
+  does not: a model that learned the pronoun as abuse flags the first far more often.
 
     python benchmarks/tweeteval.py [--shared ../shared] [--c 1,4,16] [--with-project-data] [--without-pairs]
                                    [--default-model] [--model models/VERSION]
@@ -23,6 +25,7 @@ is absent the script says so and exits 0, so it can run anywhere.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from pathlib import Path
@@ -53,6 +56,8 @@ PUBLISHED = {
     "TimeLMs-2021": (55.1, 82.2),
 }
 TASKS = ("hate", "offensive")
+#: A tweet that speaks to someone: the words by which the training data's threats and insults address their target.
+ADDRESSED = re.compile(r"\b(?:you|your|yours|yourself|yourselves|you're|youre|ur|u|ya|y'all|yall)\b", re.IGNORECASE)
 
 
 def read_split(folder: Path, split: str) -> tuple[list[str], np.ndarray]:
@@ -110,6 +115,11 @@ def run_default_model(folder: Path, model: Model) -> dict:
         out[split] = f1_score(y, flagged, average="macro")
         out[f"{split}_flagged"] = float(flagged.mean())
         out[f"{split}_positive"] = float(y.mean())
+        addressed = np.array([ADDRESSED.search(t) is not None for t in texts])
+        for name, rows in (("addressed", addressed), ("not_addressed", ~addressed)):
+            negatives = rows & (y == 0)
+            out[f"{split}_negatives_{name}"] = int(negatives.sum())
+            out[f"{split}_negatives_{name}_flagged"] = float(flagged[negatives].mean()) if negatives.any() else 0.0
     return out
 
 
@@ -166,13 +176,22 @@ def main() -> int:
     if args.default_model:
         print("\nthe default model as shipped (trained on none of TweetEval; positive: anything in the tweet flagged)")
         print(f"{'task':<10} {'model':<26} {'val F1':>7} {'test F1':>8} {'flagged (val/test)':>19} {'positive':>9}")
-        for task in TASKS:
-            r = run_default_model(root / task, shipped)
+        shipped_runs = {task: run_default_model(root / task, shipped) for task in TASKS}
+        for task, r in shipped_runs.items():
             flagged = f"{100 * r['val_flagged']:.0f}% / {100 * r['test_flagged']:.0f}%"
             print(
                 f"{task:<10} {r['version']:<26} {100 * r['val']:>7.1f} {100 * r['test']:>8.1f} {flagged:>19} "
                 f"{100 * r['test_positive']:>8.0f}%"
             )
+        print('\nnegative tweets flagged by it, speaking to someone ("you", "your", "u", ...) or not')
+        print(f"{'task':<10} {'split':<6} {'speaking to someone':>24} {'not':>20}")
+        for task, r in shipped_runs.items():
+            for split in ("val", "test"):
+                cells = [
+                    f"{100 * r[f'{split}_negatives_{name}_flagged']:.1f}% of {r[f'{split}_negatives_{name}']:,}"
+                    for name in ("addressed", "not_addressed")
+                ]
+                print(f"{task:<10} {split:<6} {cells[0]:>24} {cells[1]:>20}")
     print("\npublished (test macro-F1 x 100)   hate  offensive")
     for name, (hate, offensive) in PUBLISHED.items():
         print(f"  {name:<30} {hate:>5.1f} {offensive:>10.1f}")

@@ -58,8 +58,16 @@ def test_tweeteval_reports_each_task_and_the_shipped_model(tmp_path: Path) -> No
     for task, _, c, val, test in picked:
         assert [[r[4], r[5]] for r in runs if r[0] == task and r[2] == c] == [[val, test]]
     assert "the default model as shipped" in done.stdout
-    shipped = [line for line in done.stdout.splitlines() if line.startswith("hate ") and "%" in line]
+    shipped_table = done.stdout.split("the default model as shipped")[1].split("\n\n")[0]
+    shipped = [line for line in shipped_table.splitlines() if line.startswith("hate ")]
     assert len(shipped) == 1 and float(shipped[0].split()[3]) > 50  # test macro-F1 of the shipped model on these
+    # Of the five harmless posts one speaks to someone ("see you at the match tonight") and four do not.
+    addressed = done.stdout.split("negative tweets flagged by it")[1].split("\n\n")[0]
+    rows = [line.split() for line in addressed.splitlines() if line.startswith(("hate ", "offensive "))]
+    assert [r[:2] for r in rows] == [["hate", "val"], ["hate", "test"], ["offensive", "val"], ["offensive", "test"]]
+    for r in rows:
+        assert r[3:5] == ["of", "1"] and r[6:8] == ["of", "4"]
+        assert 0 <= float(r[2].rstrip("%")) <= 100 and 0 <= float(r[5].rstrip("%")) <= 100
 
 
 def _tweeteval_module():
