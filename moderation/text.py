@@ -426,6 +426,12 @@ _IS_SEPARATOR[[ord(c) for c in " .-_*"]] = True
 # Letters that English rarely doubles are folded to one ("kiill"); any letter run of three or more to two.
 _LONG_RUN = re.compile(r"([a-z])\1{2,}")
 _SPACES = re.compile(r"[^\S\n]{2,}|[^\S \n]")  # only white space other than one plain space needs replacing
+# Words spelt out letter by letter with two or more spaces between them ("y o u  s h o u l d  k y s"): each word's
+# letters are joined and one space kept between words before runs of spaces are collapsed, which would run the words
+# together ("youshouldkys": words run together are broken again only when every piece is a known word).
+_GAP_BEFORE_LETTER = re.compile(r"  +(?=[a-z](?![a-z]))")
+_SPELT_WORDS = re.compile(r"(?<![a-z])[a-z](?![a-z])(?: +[a-z](?![a-z]))+")
+_WORD_GAP = re.compile(r" {2,}")
 #: Every character `str.isspace` accepts (what \s matches), other than " " and "\n".
 WHITE_SPACE = (
     "\t\x0b\x0c\r\x1c\x1d\x1e\x1f\x85\xa0\u1680"
@@ -473,7 +479,7 @@ def normalize_many(texts: Iterable[str], *, break_run_together: bool = True) -> 
     if not text.isascii():
         text = _strip_accents(text)
     if "  " in text or (not text.isascii() and any(c in text for c in _ODD_SPACES)):
-        text = _SPACES.sub(" ", text)
+        text = _SPACES.sub(" ", _join_spelt_words(text) if "  " in text else text)
     if " \n" in text or "\n " in text:
         text = _LINE_EDGES.sub("\n", text)
     text = text.strip(" ")
@@ -530,6 +536,23 @@ def _join_spaced(text: str, starts: list[int]) -> str:
         return text
     out.append(text[done:])
     return "".join(out)
+
+
+def _join_spelt_words(text: str) -> str:
+    """Words spelt out letter by letter, with two or more spaces between words, joined into words one space apart."""
+    # Only a gap between two lone letters can part such words; most batches with double spaces have none.
+    for m in _GAP_BEFORE_LETTER.finditer(text):
+        at = m.start()
+        if at and "a" <= text[at - 1] <= "z" and not (at > 1 and "a" <= text[at - 2] <= "z"):
+            return _SPELT_WORDS.sub(_joined_words, text)
+    return text
+
+
+def _joined_words(m: re.Match) -> str:
+    words = _WORD_GAP.split(m.group())
+    if len(words) == 1:
+        return m.group()  # letters one space apart and no gap: the evasion step joins them ("k i l l")
+    return " ".join(word.replace(" ", "") for word in words)
 
 
 def _letters(text: str) -> tuple[np.ndarray, np.ndarray]:

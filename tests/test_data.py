@@ -109,7 +109,9 @@ KINDS = {
 }  # fmt: skip
 
 
-@pytest.mark.parametrize("name", ["train.jsonl", "test.jsonl", "veiled.jsonl", "functional.jsonl", "games.jsonl", "addressed.jsonl"])
+@pytest.mark.parametrize(
+    "name", ["train.jsonl", "test.jsonl", "veiled.jsonl", "functional.jsonl", "games.jsonl", "addressed.jsonl"]
+)
 def test_each_shipped_file_is_well_formed(name: str) -> None:
     from moderation.text import normalize_many
 

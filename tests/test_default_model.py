@@ -41,8 +41,14 @@ def test_benign_uses_of_kill_are_not_flagged(shipped, text: str) -> None:
 
 def test_obfuscation_scores_like_the_plain_word(shipped) -> None:
     model, _ = shipped
-    plain, leet = model.predict_proba(["kill them all", "k1ll them all"])
-    assert (plain == leet).all()
+    plain, leet, spelt = model.predict_proba(["kill them all", "k1ll them all", "k i l l  t h e m  a l l"])
+    assert (plain == leet).all() and (plain == spelt).all()
+
+
+def test_words_spelt_out_letter_by_letter_are_scored_as_words(shipped) -> None:
+    # Two spaces between words: run together, "youshouldkys" would be one unknown token ("kys" is no dictionary word,
+    # so breaking words run together cannot part it).
+    assert flags(shipped, "y o u  s h o u l d  k y s") == flags(shipped, "you should kys") == ("harassment",)
 
 
 def test_a_news_report_about_threats_is_not_a_threat(shipped) -> None:

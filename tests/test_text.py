@@ -251,6 +251,9 @@ def test_a_batch_is_normalised_as_each_text_alone(texts: list[str]) -> None:
         ("k.i.l.l\tthem\u00a0 all", "kill them all"),
         ("line one\nline two", "line one line two"),
         ("$h00t @ll of them", "shoot all of them"),
+        ("y o u  s h o u l d  k y s", "you should kys"),  # words spelt out, two spaces or more between them
+        ("k i l l  m e   n o w", "kill me now"),
+        ("i have a  dog", "i have a dog"),  # a lone letter before two spaces is no spelt word of its own
     ],
 )
 def test_each_folding_step_applies_where_it_is_needed(raw: str, expected: str) -> None:
