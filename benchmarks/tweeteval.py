@@ -56,8 +56,13 @@ PUBLISHED = {
     "TimeLMs-2021": (55.1, 82.2),
 }
 TASKS = ("hate", "offensive")
-#: A tweet that speaks to someone: the words by which the training data's threats and insults address their target.
-ADDRESSED = re.compile(r"\b(?:you|your|yours|yourself|yourselves|you're|youre|ur|u|ya|y'all|yall)\b", re.IGNORECASE)
+#: A tweet that speaks to someone: the words by which the training data's threats and insults address their target
+#: ("u" but not the "U" of "U.S." or "U.N.").
+ADDRESSED = re.compile(
+    r"\b(?:you|your|yours|yourself|yourselves|you're|youre|you'd|youd|you'll|youll|you've|youve|ur|ya|y'all|yall)\b"
+    r"|(?<!\.)\bu\b(?!\.\w)",
+    re.IGNORECASE,
+)
 
 
 def read_split(folder: Path, split: str) -> tuple[list[str], np.ndarray]:

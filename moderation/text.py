@@ -427,10 +427,12 @@ _IS_SEPARATOR[[ord(c) for c in " .-_*"]] = True
 _LONG_RUN = re.compile(r"([a-z])\1{2,}")
 _SPACES = re.compile(r"[^\S\n]{2,}|[^\S \n]")  # only white space other than one plain space needs replacing
 # Words spelt out letter by letter with two or more spaces between them ("y o u  s h o u l d  k y s"): each word's
-# letters are joined and one space kept between words before runs of spaces are collapsed, which would run the words
-# together ("youshouldkys": words run together are broken again only when every piece is a known word).
-_GAP_BEFORE_LETTER = re.compile(r"  +(?=[a-z](?![a-z]))")
-_SPELT_WORDS = re.compile(r"(?<![a-z])[a-z](?![a-z])(?: +[a-z](?![a-z]))+")
+# letters are joined, with one space between words, before runs of spaces are collapsed, which would run the words
+# together ("youshouldkys": words run together are broken again only when every piece is a known word). Three or
+# more one-letter words in a row are then joined by the evasion step like any spaced letters ("u r a" is "ura").
+# Each run of spaces is tried once (look-behind, possessive): trying again at every space of a long run is quadratic.
+_GAP_BEFORE_LETTER = re.compile(r"(?<! ) {2,}+(?=[a-z](?![a-z]))")
+_SPELT_WORDS = re.compile(r"(?<![a-z])[a-z](?![a-z])(?: ++[a-z](?![a-z]))+")
 _WORD_GAP = re.compile(r" {2,}")
 #: Every character `str.isspace` accepts (what \s matches), other than " " and "\n".
 WHITE_SPACE = (
@@ -539,7 +541,8 @@ def _join_spaced(text: str, starts: list[int]) -> str:
 
 
 def _join_spelt_words(text: str) -> str:
-    """Words spelt out letter by letter, with two or more spaces between words, joined into words one space apart."""
+    """Words spelt out letter by letter, with two or more spaces between words, joined letter to letter, the words one
+    space apart."""
     # Only a gap between two lone letters can part such words; most batches with double spaces have none.
     for m in _GAP_BEFORE_LETTER.finditer(text):
         at = m.start()

@@ -7,6 +7,7 @@ import importlib.util
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -94,6 +95,41 @@ def test_tweeteval_trains_the_pipeline_without_word_pairs_when_asked(tmp_path: P
         out = capsys.readouterr().out
         assert out.splitlines()[0].endswith(said)
         assert built == [pairs, pairs]  # one pipeline per task, each as asked
+
+
+@pytest.mark.parametrize(
+    ("text", "addressed"),
+    [("see u at 8", True), ("love u.", True), ("youll love it", True), ("@user YOUR call", True),
+     ("the U.S. election", False), ("U.N. report", False), ("youth club", False), ("a nice day", False)],
+)  # fmt: skip
+def test_a_tweet_speaks_to_someone_when_it_says_you(text: str, addressed: bool) -> None:
+    assert bool(_tweeteval_module().ADDRESSED.search(text)) is addressed
+
+
+def test_harmless_tweets_flagged_are_counted_apart_by_whether_they_speak_to_someone(
+    tmp_path: Path, monkeypatch
+) -> None:
+    tweeteval = _tweeteval_module()
+    texts = ["see you soon", "hope u win", "the U.S. election", "kill them all you rats", "lovely day", "rain again"]
+    folder = tmp_path / "hate"
+    folder.mkdir()
+    for split in ("val", "test"):
+        (folder / f"{split}_text.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
+        (folder / f"{split}_labels.txt").write_text("0\n0\n0\n1\n0\n0\n", encoding="utf-8")
+    flagged = {"0", "2", "3"}  # one harmless tweet of each kind, and the violation
+
+    def fake_scores(docs, model, rules):
+        for d in docs:
+            yield SimpleNamespace(doc_id=d.doc_id, flagged=("harassment",) if d.doc_id in flagged else ())
+
+    monkeypatch.setattr(tweeteval, "score_documents", fake_scores)
+    monkeypatch.setattr(tweeteval.Rules, "of", staticmethod(lambda policy, model: None))
+    out = tweeteval.run_default_model(folder, SimpleNamespace(version="v"))
+    assert out["test_negatives_addressed"] == 2 and out["test_negatives_addressed_flagged"] == 0.5
+    assert out["test_negatives_not_addressed"] == 3 and out["test_negatives_not_addressed_flagged"] == pytest.approx(
+        1 / 3
+    )
+    assert out["test_flagged"] == 0.5
 
 
 def test_the_c_compared_with_the_published_table_is_chosen_on_val_not_on_test() -> None:

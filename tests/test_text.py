@@ -382,6 +382,17 @@ def test_the_third_view_stays_linear_on_a_batch_of_lists() -> None:
     assert len(masked) == 2048
 
 
+@pytest.mark.parametrize("line", ["hello" + " " * 990 + "world", "a" + " " * 990 + "b c d", "a  " * 330])
+def test_runs_of_spaces_are_normalised_in_linear_time(line: str) -> None:
+    # 2 MB of long runs of spaces: linear takes a tenth of a second here; the first search for a gap between spelt
+    # words started again at every space of a run, which took 16 s. The bound is generous so that only a change in
+    # complexity breaks it.
+    start = time.perf_counter()
+    normalised = normalize_many([line] * 2048)
+    assert time.perf_counter() - start < 5
+    assert "  " not in normalised[0]
+
+
 def test_a_view_models_were_trained_on_is_frozen() -> None:
     # A scorer records the index of its model's view (compiled.py); if what that index does changes, every model
     # trained on it is silently scored on text it never saw. Change a view only before any model is trained on it;
