@@ -59,7 +59,7 @@ TASKS = ("hate", "offensive")
 #: A tweet that speaks to someone: the words by which the training data's threats and insults address their target
 #: ("u" but not the "U" of "U.S." or "U.N.").
 ADDRESSED = re.compile(
-    r"\b(?:you|your|yours|yourself|yourselves|you're|youre|you'd|youd|you'll|youll|you've|youve|ur|ya|y'all|yall)\b"
+    r"\b(?:you|your|yours|yourself|yourselves|youre|youd|youll|youve|ur|ya|y'all|yall)\b"
     r"|(?<!\.)\bu\b(?!\.\w)",
     re.IGNORECASE,
 )
