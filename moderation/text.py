@@ -430,8 +430,9 @@ _SPACES = re.compile(r"[^\S\n]{2,}|[^\S \n]")  # only white space other than one
 # letters are joined, with one space between words, before runs of spaces are collapsed, which would run the words
 # together ("youshouldkys": words run together are broken again only when every piece is a known word). Three or
 # more one-letter words in a row are then joined by the evasion step like any spaced letters ("u r a" is "ura").
-# Each run of spaces is tried once (look-behind, possessive): trying again at every space of a long run is quadratic.
-_GAP_BEFORE_LETTER = re.compile(r"(?<! ) {2,}+(?=[a-z](?![a-z]))")
+# A gap is two or more spaces between lone letters; each run of spaces is tried once (the look-behind fails inside a
+# run, and the run is possessive): trying again at every space of a long run is quadratic.
+_GAP = re.compile(r"(?<![a-z][a-z])(?<=[a-z]) {2,}+(?=[a-z](?![a-z]))")
 _SPELT_WORDS = re.compile(r"(?<![a-z])[a-z](?![a-z])(?: ++[a-z](?![a-z]))+")
 _WORD_GAP = re.compile(r" {2,}")
 #: Every character `str.isspace` accepts (what \s matches), other than " " and "\n".
@@ -543,12 +544,8 @@ def _join_spaced(text: str, starts: list[int]) -> str:
 def _join_spelt_words(text: str) -> str:
     """Words spelt out letter by letter, with two or more spaces between words, joined letter to letter, the words one
     space apart."""
-    # Only a gap between two lone letters can part such words; most batches with double spaces have none.
-    for m in _GAP_BEFORE_LETTER.finditer(text):
-        at = m.start()
-        if at and "a" <= text[at - 1] <= "z" and not (at > 1 and "a" <= text[at - 2] <= "z"):
-            return _SPELT_WORDS.sub(_joined_words, text)
-    return text
+    # Most batches with double spaces have no gap between lone letters, and then nothing to do.
+    return _SPELT_WORDS.sub(_joined_words, text) if _GAP.search(text) else text
 
 
 def _joined_words(m: re.Match) -> str:

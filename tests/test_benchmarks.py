@@ -3,6 +3,7 @@ they report."""
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import subprocess
 import sys
@@ -71,6 +72,7 @@ def test_tweeteval_reports_each_task_and_the_shipped_model(tmp_path: Path) -> No
         assert 0 <= float(r[2].rstrip("%")) <= 100 and 0 <= float(r[5].rstrip("%")) <= 100
 
 
+@functools.cache  # one copy for every test: the tests that change it use monkeypatch, which restores it
 def _tweeteval_module():
     spec = importlib.util.spec_from_file_location("tweeteval", TWEETEVAL)
     module = importlib.util.module_from_spec(spec)
