@@ -8,7 +8,6 @@ people working at once never get the same item; a decision on an item someone el
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -246,11 +245,15 @@ class ReviewStore:
     def enqueue(self, items: Iterable[QueueItem]) -> int:
         """Add items not already queued (the same source, document, offsets and text count once); returns how many."""
         added = 0
+        resolved: dict[str, str] = {}  # one look at the file system per source, not per item
         with self._write():
             for it in items:
+                if it.source not in resolved:
+                    resolved[it.source] = _source_key(it.source)
+                key = _key(resolved[it.source], it.doc_id, it)
                 # Items queued before sources were resolved are keyed by the path as it was typed, and before a
                 # JSON Lines post without an id took its line number, by no id at all.
-                legacy = [_item_key(it, it.source), _item_key(dataclasses.replace(it, doc_id=None), it.source)]
+                legacy = [_key(it.source, it.doc_id, it), _key(it.source, None, it)]
                 if self.db.execute("SELECT 1 FROM items WHERE key IN (?, ?)", legacy).fetchone():
                     continue
                 margin = min((abs(it.scores[c] - t) for c, t in it.thresholds.items()), default=1.0)
@@ -259,7 +262,7 @@ class ReviewStore:
                     "before, after, model_version, scores, thresholds, flagged, terms, reason, top_score, margin, "
                     "enqueued_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
-                        _item_key(it), it.source, it.doc_id, it.index, it.start, it.end, it.line, it.col, it.text,
+                        key, it.source, it.doc_id, it.index, it.start, it.end, it.line, it.col, it.text,
                         it.before, it.after, it.model_version, json.dumps(it.scores), json.dumps(it.thresholds),
                         json.dumps(list(it.flagged)), json.dumps(it.terms), it.reason,
                         max(it.scores.values(), default=0.0), margin, _now(),
@@ -559,9 +562,13 @@ def _connect(path: Path) -> sqlite3.Connection:
     return db
 
 
-def _item_key(it: QueueItem, source: str | None = None) -> str:
-    raw = json.dumps([_source_key(it.source) if source is None else source, it.doc_id, it.start, it.end, it.text],
-                     ensure_ascii=False)  # fmt: skip
+def _item_key(it: QueueItem) -> str:
+    return _key(_source_key(it.source), it.doc_id, it)
+
+
+def _key(source: str, doc_id: str | None, it: QueueItem) -> str:
+    """The identity of a queued sentence: its source as resolved, document, offsets and text."""
+    raw = json.dumps([source, doc_id, it.start, it.end, it.text], ensure_ascii=False)
     return hashlib.sha256(raw.encode()).hexdigest()
 
 

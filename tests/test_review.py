@@ -79,21 +79,24 @@ def test_a_file_named_another_way_is_queued_once(models_dir: Path, tmp_path: Pat
     assert added == ["1", "0", "0", "0"]
 
 
-def test_items_queued_before_paths_were_resolved_are_not_queued_again(tmp_path: Path) -> None:
-    from moderation.review import _item_key
+def test_items_queued_before_paths_were_resolved_are_not_queued_again(tmp_path: Path, monkeypatch) -> None:
+    from moderation.review import _item_key, _key
 
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "doc.txt").write_text("I will kill you\n")
     path = tmp_path / "q.db"
     item = make_item("I will kill you")
+    assert _item_key(item) != _key(item.source, item.doc_id, item)  # "doc.txt" resolves to its full path
     with ReviewStore(path) as store:
         assert store.enqueue([item]) == 1
     with sqlite3.connect(path) as c:  # the key an earlier version stored: the path as it was typed
-        c.execute("UPDATE items SET key = ?", (_item_key(item, item.source),))
+        c.execute("UPDATE items SET key = ?", (_key(item.source, item.doc_id, item),))
     with ReviewStore(path) as store:
         assert store.enqueue([item]) == 0 and len(list(store.items())) == 1
 
 
 def test_a_pipe_keeps_its_name_and_a_post_queued_without_an_id_is_not_queued_again(tmp_path: Path) -> None:
-    from moderation.review import _item_key, _source_key
+    from moderation.review import _key, _source_key
 
     assert _source_key("/dev/stdin") == "/dev/stdin"  # not /proc/<pid>/fd/pipe:[n], new on every run
     assert _source_key("-") == "-"
@@ -102,7 +105,7 @@ def test_a_pipe_keeps_its_name_and_a_post_queued_without_an_id_is_not_queued_aga
     with ReviewStore(path) as store:
         assert store.enqueue([item]) == 1
     with sqlite3.connect(path) as c:  # as an earlier version keyed a JSON Lines post without an id
-        c.execute("UPDATE items SET key = ?", (_item_key(item, item.source),))
+        c.execute("UPDATE items SET key = ?", (_key(item.source, None, item),))
     with ReviewStore(path) as store:
         assert store.enqueue([dataclasses.replace(item, doc_id="1")]) == 0
 
