@@ -60,7 +60,7 @@ TASKS = ("hate", "offensive")
 #: ("u" but not the "U" of "U.S." or "U.N.").
 ADDRESSED = re.compile(
     r"\b(?:you|your|yours|yourself|yourselves|youre|youd|youll|youve|ur|ya|y'all|yall)\b"
-    r"|(?<!\.)\bu\b(?!\.\w)",
+    r"|(?<!\.)\bu\b(?!\.\w|\.\s\w\.)",
     re.IGNORECASE,
 )
 

@@ -102,7 +102,8 @@ def test_tweeteval_trains_the_pipeline_without_word_pairs_when_asked(tmp_path: P
 @pytest.mark.parametrize(
     ("text", "addressed"),
     [("see u at 8", True), ("love u.", True), ("youll love it", True), ("@user YOUR call", True),
-     ("the U.S. election", False), ("U.N. report", False), ("youth club", False), ("a nice day", False)],
+     ("won't reject u-come to him", True), ("the U.S. election", False), ("the U. S. election", False),
+     ("U.N. report", False), ("youth club", False), ("a nice day", False)],
 )  # fmt: skip
 def test_a_tweet_speaks_to_someone_when_it_says_you(text: str, addressed: bool) -> None:
     assert bool(_tweeteval_module().ADDRESSED.search(text)) is addressed
@@ -112,17 +113,22 @@ def test_harmless_tweets_flagged_are_counted_apart_by_whether_they_speak_to_some
     tmp_path: Path, monkeypatch
 ) -> None:
     tweeteval = _tweeteval_module()
-    texts = ["see you soon", "hope u win", "the U.S. election", "kill them all you rats", "lovely day", "rain again"]
     folder = tmp_path / "hate"
     folder.mkdir()
-    for split in ("val", "test"):
+    splits = {  # val differs from test, so that figures taken from the wrong split would show
+        "val": (["lovely day", "kill them all you rats", "see you soon", "rain again"], "0\n1\n0\n0\n"),
+        "test": (["see you soon", "hope u win", "the U.S. election", "kill them all you rats", "lovely day",
+                  "rain again"], "0\n0\n0\n1\n0\n0\n"),
+    }  # fmt: skip
+    for split, (texts, labels) in splits.items():
         (folder / f"{split}_text.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
-        (folder / f"{split}_labels.txt").write_text("0\n0\n0\n1\n0\n0\n", encoding="utf-8")
-    flagged = {"0", "2", "3"}  # one harmless tweet of each kind, and the violation
+        (folder / f"{split}_labels.txt").write_text(labels, encoding="utf-8")
+    # In test, one harmless tweet of each kind and the violation; in val, the harmless tweet that says "you".
+    flagged = {"val": {"2"}, "test": {"0", "2", "3"}}
 
     def fake_scores(docs, model, rules):
         for d in docs:
-            yield SimpleNamespace(doc_id=d.doc_id, flagged=("harassment",) if d.doc_id in flagged else ())
+            yield SimpleNamespace(doc_id=d.doc_id, flagged=("harassment",) if d.doc_id in flagged[d.source] else ())
 
     monkeypatch.setattr(tweeteval, "score_documents", fake_scores)
     monkeypatch.setattr(tweeteval.Rules, "of", staticmethod(lambda policy, model: None))
@@ -132,6 +138,9 @@ def test_harmless_tweets_flagged_are_counted_apart_by_whether_they_speak_to_some
         1 / 3
     )
     assert out["test_flagged"] == 0.5
+    assert out["val_negatives_addressed"] == 1 and out["val_negatives_addressed_flagged"] == 1.0
+    assert out["val_negatives_not_addressed"] == 2 and out["val_negatives_not_addressed_flagged"] == 0.0
+    assert out["val_flagged"] == 0.25
 
 
 def test_the_c_compared_with_the_published_table_is_chosen_on_val_not_on_test() -> None:
