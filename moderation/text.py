@@ -425,7 +425,7 @@ _IS_SEPARATOR = np.zeros(128, dtype=bool)
 _IS_SEPARATOR[[ord(c) for c in " .-_*"]] = True
 # Letters that English rarely doubles are folded to one ("kiill"); any letter run of three or more to two.
 _LONG_RUN = re.compile(r"([a-z])\1{2,}")
-_SPACES = re.compile(r"[^\S\n]{2,}|[^\S \n]")  # only white space other than one plain space needs replacing
+_SPACES = re.compile(r" {2,}")
 # Words spelt out letter by letter with two or more spaces between them ("y o u  s h o u l d  k y s"): each word's
 # letters are joined, with one space between words, before runs of spaces are collapsed, which would run the words
 # together ("youshouldkys": words run together are broken again only when every piece is a known word). Three or
@@ -444,6 +444,7 @@ WHITE_SPACE = (
 # Those still there after NFKC and _CLEAN (which make the others plain spaces): only they, or two spaces in a row,
 # give _SPACES anything to do, and a few substring tests are far cheaper than running it.
 _ODD_SPACES = tuple(c for c in WHITE_SPACE if unicodedata.normalize("NFKC", c).casefold().translate(_CLEAN) != " ")
+_ODD_TO_PLAIN = str.maketrans(dict.fromkeys(_ODD_SPACES, " "))
 _LINE_EDGES = re.compile(r" ?\n ?")
 _LIST_MARKERS = re.compile(r"^(?:(?:[-*+•‣◦▪>]|\d{1,3}[.)]|#{1,6})(?: |$))+", re.MULTILINE)
 _HOMOGLYPH = re.compile(r"[аеорсухіјѕкмнтвԁһӏɡαειορτυνκηχ]")
@@ -481,8 +482,10 @@ def normalize_many(texts: Iterable[str], *, break_run_together: bool = True) -> 
         text = text.translate(_CLEAN)
     if not text.isascii():
         text = _strip_accents(text)
-    if "  " in text or (not text.isascii() and any(c in text for c in _ODD_SPACES)):
-        text = _SPACES.sub(" ", _join_spelt_words(text) if "  " in text else text)
+    if not text.isascii() and any(c in text for c in _ODD_SPACES):
+        text = text.translate(_ODD_TO_PLAIN)  # one space each, so that a gap of them still parts spelt-out words
+    if "  " in text:
+        text = _SPACES.sub(" ", _join_spelt_words(text))
     if " \n" in text or "\n " in text:
         text = _LINE_EDGES.sub("\n", text)
     text = text.strip(" ")

@@ -233,9 +233,12 @@ def test_normalize_many_refuses_a_bare_string() -> None:
         normalize_many("kill")
 
 
+# What each folding step acts on: letters, leet digits and signs, separators, odd spaces, accents, homoglyphs.
+_FOLDED = list("kil you aeiouxq 01$@!|.-_*\t\r\n\u00a0\u200b\u2028í\u0430\u0301ß")
+
+
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.text(alphabet=st.sampled_from(list("kil you aeiouxq 01$@!|.-_*\t\r\n\u00a0\u200bí\u0430\u0301ß")),
-                        max_size=30), min_size=1, max_size=6))  # fmt: skip
+@given(st.lists(st.text(alphabet=st.sampled_from(_FOLDED), max_size=30), min_size=1, max_size=6))
 def test_a_batch_is_normalised_as_each_text_alone(texts: list[str]) -> None:
     # Each step is skipped when nothing in the whole batch needs it: a text must come out the same either way.
     assert normalize_many(texts) == [normalize(t) for t in texts]
@@ -253,6 +256,7 @@ def test_a_batch_is_normalised_as_each_text_alone(texts: list[str]) -> None:
         ("$h00t @ll of them", "shoot all of them"),
         ("y o u  s h o u l d  k y s", "you should kys"),  # words spelt out, two spaces or more between them
         ("k i l l  m e   n o w", "kill me now"),
+        ("y o u\u2028\u2028s h o u l d\u2029 \u1680k y s", "you should kys"),  # gaps of spaces NFKC leaves alone
         ("i have a  dog", "i have a dog"),  # a lone letter before two spaces is no spelt word of its own
     ],
 )
