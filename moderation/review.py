@@ -35,6 +35,14 @@ class ReviewError(ModerationError):
     """The review database cannot be opened, is locked, or a decision conflicts with another reviewer's."""
 
 
+class Conflict(ReviewError):
+    """Someone else has decided the item or holds it: nothing was changed, and trying again will not help."""
+
+
+class Busy(ReviewError):
+    """Another process held the database's write lock for the whole wait: nothing was changed; try again."""
+
+
 @dataclass(frozen=True, slots=True)
 class QueueItem:
     """A sentence to review, with where it came from and what the model said."""
@@ -339,10 +347,10 @@ class ReviewStore:
                     "SELECT reviewer FROM decisions WHERE item_id = ? ORDER BY id DESC LIMIT 1", (item_id,)
                 ).fetchone()
                 who = last["reviewer"] if last else "someone"
-                raise ReviewError(f"item {item_id} was already decided by {who}; it was not changed")
+                raise Conflict(f"item {item_id} was already decided by {who}; it was not changed")
             holder, expires = row["claimed_by"], row["claim_expires"]
             if holder not in (None, reviewer) and expires is not None and expires >= time.time():
-                raise ReviewError(f"item {item_id} is being reviewed by {holder}; it was not changed")
+                raise Conflict(f"item {item_id} is being reviewed by {holder}; it was not changed")
             # Confirming an item the model did not flag (queued as uncertain) confirms the categories it suggested.
             suggested = json.loads(row["flagged"]) or sorted(json.loads(row["terms"]))
             final = {"confirm": suggested, "reject": []}.get(verdict, sorted(set(labels)))
@@ -537,7 +545,7 @@ class _Transaction:
 def _db_error(path: Path, e: sqlite3.Error) -> ReviewError:
     text = str(e)
     if "locked" in text or "busy" in text:
-        return ReviewError(f"{path}: review database is locked by another process (waited {BUSY_TIMEOUT_MS // 1000} s)")
+        return Busy(f"{path}: review database is locked by another process (waited {BUSY_TIMEOUT_MS // 1000} s)")
     if "readonly" in text:
         return ReviewError(f"{path}: review database is read-only")
     if "not a database" in text or "malformed" in text:

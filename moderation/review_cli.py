@@ -15,7 +15,7 @@ from rich.text import Text
 
 from .cli import PolicyOption, _jobs, errors_to_exit, warn
 from .output import PipeAwareConsole, printable
-from .review import ORDERS, Item, ReviewError, ReviewStore
+from .review import ORDERS, Busy, Conflict, Item, ReviewError, ReviewStore
 
 DbOption = Annotated[
     Path, typer.Option("--db", help="Review database (SQLite), as `score --queue` made it.", dir_okay=False)
@@ -127,11 +127,16 @@ def review(
                 _show(console, item, rules, store.notes(item.id))
                 try:
                     outcome = _ask(console, store, item, name, policy.ids)
-                except ReviewError as e:
+                except Conflict as e:
                     # Someone else decided it, or our lease ran out and they took it: say so and go on.
                     console.print(f"[yellow]{escape(printable(str(e)))}[/]")
                     skipped.add(item.id)
                     outcome = "skip"
+                except Busy as e:
+                    # Another process held the database too long: nothing was saved. Ask again for the same item,
+                    # which is still ours; skipping it would lose the decision the reviewer just made.
+                    console.print(f"[yellow]{escape(printable(str(e)))}; nothing was saved, try again[/]")
+                    continue
                 except BaseException:
                     store.release(item.id, name)  # Ctrl-C: the item goes back to the queue at once
                     raise

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from moderation.cli import app
 from moderation.data import load_labelled
-from moderation.review import SCHEMA_VERSION, QueueItem, ReviewError, ReviewStore, queue_item
+from moderation.review import SCHEMA_VERSION, Busy, Conflict, QueueItem, ReviewError, ReviewStore, queue_item
 from moderation.scoring import SentenceScore
 
 THRESHOLDS = {"threat": 0.5, "incitement": 0.5, "hate": 0.5, "harassment": 0.5}
@@ -260,6 +260,42 @@ def test_review_loop_step_by_step(db: Path) -> None:
     result = CliRunner().invoke(app, ["review", "undo", "--db", str(db), "--reviewer", "rita"])
     assert result.exit_code == 0 and "item 2" in result.stdout
     assert decisions(db)[-1][2] == "undo"
+
+
+def test_a_locked_database_keeps_the_item_and_the_decision_is_asked_for_again(db: Path, monkeypatch) -> None:
+    import moderation.review as review_module
+
+    monkeypatch.setattr(review_module, "BUSY_TIMEOUT_MS", 100)
+    with ReviewStore(db) as store:
+        item = store.claim_next("rita", "oldest")
+        locker = sqlite3.connect(db, isolation_level=None)
+        locker.execute("BEGIN IMMEDIATE")  # another process holding the write lock longer than the wait
+        with pytest.raises(Busy, match="locked"):
+            store.decide(item.id, "rita", "confirm")
+        locker.execute("ROLLBACK")
+        locker.close()
+        assert store.get(item.id).status == "pending"
+
+    real_decide, calls = ReviewStore.decide, []
+
+    def locked_once(self, *args, **kwargs):
+        calls.append(args)
+        if len(calls) == 1:
+            raise Busy(f"{db}: review database is locked by another process (waited 5 s)")
+        return real_decide(self, *args, **kwargs)
+
+    monkeypatch.setattr(ReviewStore, "decide", locked_once)
+    result = review(db, "c\nc\nq\n")
+    assert "nothing was saved, try again" in result.stdout and result.exit_code == 0
+    assert decisions(db) == [(1, "rita", "confirm", ["threat"])]  # the same item, decided on the second press
+    assert "1 decision(s) saved" in result.stdout
+
+
+def test_a_decision_someone_else_made_is_a_conflict_and_the_item_is_skipped(db: Path) -> None:
+    with ReviewStore(db) as store:
+        store.decide(1, "ben", "reject")
+        with pytest.raises(Conflict, match="already decided by ben"):
+            store.decide(1, "rita", "confirm")
 
 
 def test_an_undone_decision_is_not_counted_and_blank_lines_are_no_answer(db: Path) -> None:
