@@ -56,7 +56,7 @@ def iter_examples(path: Path, categories: Iterable[str]) -> Iterator[Example]:
     if fmt is None:
         raise DataError(f"{path}: unknown data format {path.suffix!r} (expected .csv, .jsonl or .ndjson)")
     try:
-        with path.open(encoding="utf-8", newline="") as f:
+        with path.open(encoding="utf-8-sig", newline="") as f:  # a byte-order mark, as Excel writes, is no text
             rows = _csv_rows(f) if fmt == "csv" else _jsonl_rows(f, path)
             for line, row in rows:
                 yield _example(row, known, f"{path}:{line}")
@@ -65,11 +65,22 @@ def iter_examples(path: Path, categories: Iterable[str]) -> Iterator[Example]:
     except IsADirectoryError:
         raise DataError(f"{path}: is a directory, expected a .csv or .jsonl file") from None
     except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not UTF-8 (byte {e.start}): {e.reason}") from None
+        raise DataError(f"{path}:{_undecodable_line(path)}: not UTF-8: {e.reason}") from None
     except csv.Error as e:
         raise DataError(f"{path}: malformed CSV: {e}") from None
     except OSError as e:
         raise DataError(f"{path}: cannot read: {e.strerror}") from None
+
+
+def _undecodable_line(path: Path) -> int | str:
+    """The first line of `path` that is not UTF-8 (the decoder's error gives a place in its buffer, not the file)."""
+    with path.open("rb") as f:
+        for line, raw in enumerate(f, 1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return line
+    return "?"
 
 
 def _csv_rows(f) -> Iterator[tuple[int, dict]]:
@@ -79,8 +90,12 @@ def _csv_rows(f) -> Iterator[tuple[int, dict]]:
     start = 1  # the line the record being read starts on
     try:
         header = next(reader, None)
-        if header is None or "text" not in header:
-            raise DataError(f"{f.name}:1: CSV header needs a 'text' column (and 'labels')")
+        missing = [c for c in ("text", "labels") if header is None or c not in header]
+        if missing:
+            # Without a labels column every row would be read as breaking no rule, and scores on it would mean nothing.
+            found = ", ".join(repr(c) for c in header or ()) or "nothing"
+            raise DataError(f"{f.name}:1: CSV header needs 'text' and 'labels' columns (missing {', '.join(missing)}; "
+                            f"found {found})")  # fmt: skip
         while True:
             start = reader.line_num + 1
             fields = next(reader, None)
@@ -114,7 +129,9 @@ def _example(row: dict, known: frozenset[str], where: str) -> Example:
     text = row.get("text")
     if not isinstance(text, str) or not text.strip():
         raise DataError(f"{where}: missing or empty 'text'")
-    labels = row.get("labels", [])
+    if "labels" not in row:  # a misspelt key ("label") would otherwise read as "no violation"
+        raise DataError(f"{where}: missing 'labels' (a list of categories; [] for a sentence that breaks no rule)")
+    labels = row["labels"]
     if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
         raise DataError(f"{where}: 'labels' must be a list of category names")
     unknown = sorted(set(labels) - known)

@@ -39,6 +39,7 @@ def test_jsonl_and_csv_merge_with_duplicates_and_conflicts(tmp_path: Path) -> No
         ('{"text": "x", "labels": "threat"}\n', ":1: 'labels' must be a list"),
         ("not json\n", ":1: invalid JSON"),
         ("[1, 2]\n", ":1: expected a JSON object"),
+        ('{"text": "ok", "labels": []}\n{"text": "x", "label": ["threat"]}\n', ":2: missing 'labels'"),  # misspelt
     ],
 )
 def test_bad_rows_are_reported_with_path_and_line(tmp_path: Path, content: str, message: str) -> None:
@@ -83,6 +84,8 @@ def test_write_then_read_round_trips(tmp_path: Path, suffix: str) -> None:
         ("text,labels\nhello, there,threat\n", "bad.csv:2: more fields than the header names"),
         ("text,labels\nok,\n\n\nbad one,nosuchcat\n", "bad.csv:5: unknown category nosuchcat"),  # after blank lines
         ('text,labels\nok,\n\n"open quote,\nmore\n', "bad.csv:4: malformed CSV record"),
+        ("text,label\nok,threat\n", "bad.csv:1: CSV header needs 'text' and 'labels' columns (missing labels; "
+         "found 'text', 'label')"),
     ],
 )  # fmt: skip
 def test_malformed_csv_is_an_error_at_its_line(tmp_path: Path, content: str, error: str) -> None:
@@ -100,6 +103,28 @@ def test_csv_keeps_quoted_line_breaks_and_rows_without_labels(tmp_path: Path) ->
     assert [(e.text, e.labels, e.where) for e in back] == [
         ("multi\nline", frozenset({"threat"}), f"{path}:2"), ("no labels here", frozenset(), f"{path}:4")
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_a_byte_order_mark_is_not_part_of_the_first_row(tmp_path: Path, suffix: str) -> None:
+    # Excel's "CSV UTF-8" starts with one; the header would otherwise be "\ufefftext".
+    path = tmp_path / f"bom{suffix}"
+    rows = [Example("I will kill you", frozenset({"threat"})), Example("nice day", frozenset())]
+    write_labelled(rows, path)
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert [(e.text, e.labels) for e in load_labelled([path], CATS).examples] == [(e.text, e.labels) for e in rows]
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_bytes_that_are_not_utf8_are_reported_at_their_line(tmp_path: Path, suffix: str) -> None:
+    # Far enough down that the decoder's buffer position is not the file's (a few KB per read).
+    path = tmp_path / f"latin{suffix}"
+    write_labelled([Example(f"sentence number {i} of a long file", frozenset()) for i in range(499)], path)
+    with path.open("ab") as f:
+        f.write(b'{"text": "caf\xe9", "labels": []}\n' if suffix == ".jsonl" else b"caf\xe9,\n")
+    lines = len(path.read_bytes().splitlines())
+    with pytest.raises(DataError, match=rf"latin{suffix}:{lines}: not UTF-8"):
+        load_labelled([path], CATS)
 
 
 SHIPPED = Path(__file__).resolve().parents[1] / "data"
