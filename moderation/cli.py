@@ -517,11 +517,12 @@ def train(
     """
     from .data import load_labelled
     from .policy import load_policy
-    from .registry import add_version, set_current
+    from .registry import add_version, check_writable, set_current
     from .training import train as train_model
 
     with errors_to_exit():
         policy = load_policy(policy_path)
+        check_writable(out)
         labelled = load_labelled(data, policy.ids)
         for conflict in labelled.conflicts:
             warn(f"{conflict.kept}: label differs from {conflict.dropped} for the same text; keeping {conflict.kept}")

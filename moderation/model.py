@@ -7,6 +7,7 @@ arrays, loaded without pickle; the pipeline is unpickled, after its hash is chec
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -126,9 +127,9 @@ def save_model(model: Model, directory: Path) -> Model:
 
     if directory.exists():
         raise ModelError(f"{directory}: already exists; a model version is never overwritten")
-    directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = directory.with_name(f".{directory.name}.partial-{os.getpid()}")
     try:
+        directory.parent.mkdir(parents=True, exist_ok=True)
         tmp.mkdir()
         joblib.dump(model.pipeline, tmp / MODEL_FILE, compress=3)
         card = {**model.card, "version": directory.name, "model_file": MODEL_FILE,
@@ -164,6 +165,15 @@ def read_card(directory: Path) -> dict:
     required = ("categories", "thresholds", "model_sha256", "version")
     if not isinstance(card, dict) or any(k not in card for k in required):
         raise ModelError(f"{path}: not a model card (needs {', '.join(required)})")
+    categories, thresholds = card["categories"], card["thresholds"]
+    if not isinstance(categories, list) or not categories or not all(isinstance(c, str) for c in categories):
+        raise ModelError(f"{path}: 'categories' must be a list of category names")
+    if (
+        not isinstance(thresholds, dict)
+        or set(thresholds) != set(categories)
+        or not all(type(t) in (int, float) and 0 <= t <= 1 for t in thresholds.values())
+    ):
+        raise ModelError(f"{path}: 'thresholds' must give each of the card's categories a number from 0 to 1")
     return card
 
 
@@ -185,6 +195,9 @@ def load_model(directory: Path, warn: Callable[[str], None] | None = None) -> Mo
             compiled = CompiledModel.load(scorer)
         except (OSError, ValueError, KeyError) as e:
             raise ModelError(f"{scorer}: cannot load scorer: {e}") from None
+        if len(compiled.intercept) != len(card["categories"]):
+            raise ModelError(f"{directory / CARD_FILE}: names {len(card['categories'])} categories, its scorer scores "
+                             f"{len(compiled.intercept)}")  # fmt: skip
     trained_with = card.get("libraries", {}).get("scikit-learn")
     if warn and trained_with:
         from importlib.metadata import version
@@ -254,10 +267,11 @@ def _fsync_path(path: Path) -> None:
 
 
 def _remove_tree(path: Path) -> None:
-    if path.exists():
-        for child in path.iterdir():
-            child.unlink(missing_ok=True)
-        path.rmdir()
+    with contextlib.suppress(OSError):  # best effort: the error being reported is the one that matters
+        if path.is_dir():
+            for child in path.iterdir():
+                child.unlink(missing_ok=True)
+            path.rmdir()
 
 
 # --- explanation -----------------------------------------------------------------------------------------------------

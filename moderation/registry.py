@@ -6,6 +6,7 @@ either the old or the new name there; and a version directory only appears once 
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -92,6 +93,19 @@ def new_version_name(models_dir: Path, card: dict) -> str:
     return name
 
 
+def check_writable(models_dir: Path) -> None:
+    """Fail now, not after a minute of training, when new versions cannot be written to `models_dir`."""
+    if models_dir.exists() and not models_dir.is_dir():
+        raise ModelError(f"{models_dir}: not a directory, expected a models directory")
+    try:
+        models_dir.mkdir(parents=True, exist_ok=True)
+        probe = models_dir / f".write-check-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as e:
+        raise ModelError(f"{models_dir}: cannot write models here: {e.strerror or e}") from None
+
+
 def add_version(models_dir: Path, model: Model, name: str | None = None) -> Model:
     """Store a newly trained model as a new version (never overwriting one); it does not become current."""
     return save_model(model, models_dir / (name or new_version_name(models_dir, model.card)))
@@ -119,8 +133,9 @@ def set_current(models_dir: Path, name: str, *, action: str = "promote") -> None
         finally:
             os.close(fd)
     except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise ModelError(f"{models_dir}: cannot switch current version: {e.strerror}") from None
+        with contextlib.suppress(OSError):  # on a read-only file system the clean-up fails as well
+            tmp.unlink(missing_ok=True)
+        raise ModelError(f"{models_dir}: cannot switch current version: {e.strerror or e}") from None
 
 
 def promoted_stack(models_dir: Path) -> list[str]:

@@ -4,6 +4,7 @@ data, and promote it only when no category gets worse by more than a margin."""
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,7 @@ from .errors import ModelError
 from .evaluation import Evaluation, evaluate
 from .model import Model, load_model
 from .policy import Policy
-from .registry import CURRENT, add_version, bundled_models_dir, resolve, set_current
+from .registry import CURRENT, add_version, bundled_models_dir, check_writable, resolve, set_current
 from .training import train
 
 
@@ -30,6 +31,15 @@ class RetrainResult:
     reasons: tuple[str, ...]  # why the gate refused (empty when it passed)
 
 
+_LIST_MARKER = re.compile(r"^(?:[-*+•‣◦▪>]|\d{1,3}[.)])\s+")
+
+
+def same_sentence(text: str) -> str:
+    """What makes two labelled texts one sentence: a reviewed sentence keeps its document's layout (a list marker,
+    a line break where the paragraph wrapped), data/ has the words alone."""
+    return " ".join(_LIST_MARKER.sub("", text.strip()).split())
+
+
 def split_reviewed(examples: Sequence[Example], share: float) -> tuple[list[Example], list[Example]]:
     """Reviewed sentences for training and for the held-out set, split by a hash of the text: stable across runs,
     so a sentence held out once is never trained on later."""
@@ -38,6 +48,34 @@ def split_reviewed(examples: Sequence[Example], share: float) -> tuple[list[Exam
         h = int.from_bytes(hashlib.sha256(e.text.encode()).digest()[:4], "big") / 2**32
         (held_part if h < share else train_part).append(e)
     return train_part, held_part
+
+
+@dataclass(frozen=True, slots=True)
+class Merged:
+    training: tuple[Example, ...]
+    held_out: tuple[Example, ...]
+    reviewed_train: int  # reviewed sentences trained on
+    reviewed_held_out: int  # reviewed sentences evaluated on instead
+
+
+def merge(
+    data: Sequence[Example], reviewed: Sequence[Example], tests: Sequence[Example], held_out_share: float
+) -> Merged:
+    """Training and held-out sets from data/, reviewers' decisions and test files: a reviewer's label wins over
+    data/'s and a test file's for the same sentence, and nothing held out is trained on."""
+    reviewed_train, reviewed_held = split_reviewed(reviewed, held_out_share)
+    merged = {same_sentence(e.text): e for e in data}
+    merged.update({same_sentence(e.text): e for e in reviewed_train})
+    held = {same_sentence(e.text): e for e in tests}
+    in_tests = held.keys() & {same_sentence(e.text) for e in reviewed_train}  # evaluated on, with the reviewer's label
+    held.update({key: merged[key] for key in in_tests})
+    held.update({same_sentence(e.text): e for e in reviewed_held})
+    for key in held:
+        merged.pop(key, None)  # never evaluate on what was trained on
+    return Merged(
+        tuple(merged.values()), tuple(held.values()), len(reviewed_train) - len(in_tests),
+        len(reviewed_held) + len(in_tests),
+    )  # fmt: skip
 
 
 def gate(current: Evaluation, candidate: Evaluation, margin: float) -> list[str]:
@@ -67,24 +105,16 @@ def retrain(
 ) -> RetrainResult:
     """Train on `data_paths` plus reviewed sentences, compare with the current model, promote if not worse."""
     say = progress or (lambda _: None)
-    base = load_labelled(data_paths, policy.ids)
-    reviewed_train, reviewed_held = split_reviewed(reviewed, held_out_share)
-    # Reviewers' decisions come last, so they win over data/ for the same text.
-    merged = {e.text: e for e in base.examples}
-    merged.update({e.text: e for e in reviewed_train})
+    check_writable(models_dir)
     tests = load_labelled(test_paths, policy.ids).examples if test_paths else ()
-    held = {e.text: e for e in tests}
-    held.update({e.text: e for e in reviewed_held})
-    for text in held:
-        merged.pop(text, None)  # never evaluate on what was trained on
-    training = LabelledSet(tuple(merged.values()))
-    if not held:
+    merged = merge(load_labelled(data_paths, policy.ids).examples, reviewed, tests, held_out_share)
+    if not merged.held_out:
         raise ModelError("no held-out data to compare the models on: pass --test or review more sentences")
-    held_out = LabelledSet(tuple(held.values()))
+    training, held_out = LabelledSet(merged.training), LabelledSet(merged.held_out)
 
     current_dir = resolve(models_dir) if (models_dir / CURRENT).is_file() else resolve(bundled_models_dir())
     current = load_model(current_dir, warn=warn)
-    say(f"training the candidate on {len(training.examples)} sentences ({len(reviewed_train)} reviewed)")
+    say(f"training the candidate on {len(training.examples)} sentences ({merged.reviewed_train} reviewed)")
     trained, _ = train(training, policy, seed=seed, n_jobs=n_jobs, progress=say)
     # Stored before the comparison, so a refused candidate can still be inspected (and promoted by hand).
     saved = add_version(models_dir, trained)
@@ -101,8 +131,8 @@ def retrain(
         candidate_eval=candidate_eval,
         current_eval=current_eval,
         held_out=len(held_out.examples),
-        reviewed_train=len(reviewed_train),
-        reviewed_held_out=len(reviewed_held),
+        reviewed_train=merged.reviewed_train,
+        reviewed_held_out=merged.reviewed_held_out,
         promoted=promoted,
         reasons=tuple(reasons),
     )

@@ -120,6 +120,9 @@ def test_explain_command(models_dir: Path) -> None:
         (["score", "{doc}", "--policy", "{tmp}/none.toml"], "policy file not found"),
         (["score", "{doc}", "--model", "{tmp}/nomodel"], "no such model"),
         (["train", "--data", "{tmp}/none.jsonl", "--out", "{tmp}/m"], "data file not found"),
+        # Checked before the data is read, let alone a minute of training: the data file here does not exist.
+        (["train", "--data", "{tmp}/none.jsonl", "--out", "{doc}"], "not a directory, expected a models directory"),
+        (["train", "--data", "{tmp}/none.jsonl", "--out", "{doc}/models"], "cannot write models here"),
     ],
 )
 def test_user_errors_give_one_line_on_stderr_and_exit_2(

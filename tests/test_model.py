@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -144,3 +145,32 @@ def test_explain_shows_a_masked_group_name_as_group(models_dir: Path) -> None:
     terms = explain(model, "muslims are parasites infesting our country", top=10)
     shown = {t for t, _ in terms["hate"]}
     assert SHOWN_GROUP in shown and GROUP_TOKEN not in " ".join(shown) and "muslims" not in shown
+
+
+def test_a_version_that_cannot_be_written_is_one_error_and_leaves_nothing(models_dir: Path, tmp_path: Path) -> None:
+    model = load_model(resolve(models_dir))
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(ModelError, match="cannot write model"):
+        save_model(model, tmp_path / "afile" / "models" / "v1")  # a file where a directory should be
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda card: card["thresholds"].update(threat="0.5"), "'thresholds' must give each"),
+        (lambda card: card["thresholds"].update(threat=1.5), "'thresholds' must give each"),
+        (lambda card: card["thresholds"].pop("threat"), "'thresholds' must give each"),
+        (lambda card: card.update(categories="threat"), "'categories' must be a list"),
+        (lambda card: (card["categories"].pop(), card["thresholds"].popitem()), "its scorer scores 4"),
+    ],
+)
+def test_a_card_edited_into_nonsense_is_one_error(models_dir: Path, tmp_path: Path, edit, message: str) -> None:
+
+    copy = tmp_path / "model"
+    shutil.copytree(resolve(models_dir), copy)
+    card = json.loads((copy / "card.json").read_text())
+    edit(card)
+    (copy / "card.json").write_text(json.dumps(card))
+    with pytest.raises(ModelError, match=message):
+        load_model(copy)

@@ -169,3 +169,28 @@ def test_retrain_cli_round_trip(workspace: tuple[Path, Path], small_data: Path, 
     assert "reviewed sentences: 2 for training, 0 held out" in result.stdout
     assert ("promoted" in result.stdout) != ("refused" in result.stdout)
     assert (models / CURRENT).is_file()
+
+
+def test_a_reviewed_sentence_is_the_same_sentence_whatever_its_layout() -> None:
+    from moderation.retraining import merge
+
+    data = [Example("I will hang you from the lamppost", frozenset({"threat"})), Example("nice day", frozenset())]
+    # As queued from a document: a list marker and a line break where the paragraph wrapped.
+    reviewed = [Example("- I will hang you\nfrom the  lamppost", frozenset(), "review")]
+    merged = merge(data, reviewed, [], held_out_share=0.0)
+    assert sorted((e.text, e.labels) for e in merged.training) == [
+        ("- I will hang you\nfrom the  lamppost", frozenset()), ("nice day", frozenset())
+    ]  # fmt: skip
+    held = merge(data, reviewed, [], held_out_share=1.0)  # held out: neither copy is trained on
+    assert [e.text for e in held.training] == ["nice day"] and held.reviewed_held_out == 1
+
+
+def test_a_reviewers_label_wins_over_a_test_files_and_is_evaluated_not_trained_on() -> None:
+    from moderation.retraining import merge
+
+    tests = [Example("you are toast", frozenset({"threat"})), Example("see you at 6", frozenset())]
+    reviewed = [Example("you are toast", frozenset(), "review")]  # "toast" as in "your career is over"
+    merged = merge([Example("hello", frozenset())], reviewed, tests, held_out_share=0.0)
+    assert [e.text for e in merged.training] == ["hello"]
+    assert {e.text: e.labels for e in merged.held_out} == {"you are toast": frozenset(), "see you at 6": frozenset()}
+    assert (merged.reviewed_train, merged.reviewed_held_out) == (0, 1)
