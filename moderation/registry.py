@@ -94,16 +94,17 @@ def new_version_name(models_dir: Path, card: dict) -> str:
 
 
 def check_writable(models_dir: Path) -> None:
-    """Fail now, not after a minute of training, when new versions cannot be written to `models_dir`."""
-    if models_dir.exists() and not models_dir.is_dir():
+    """Fail now, not after a minute of training, when new versions cannot be written to `models_dir` (which is not
+    made here: a run that fails later on bad data leaves nothing behind)."""
+    existing = models_dir
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if existing == models_dir and not existing.is_dir():
         raise ModelError(f"{models_dir}: not a directory, expected a models directory")
-    try:
-        models_dir.mkdir(parents=True, exist_ok=True)
-        probe = models_dir / f".write-check-{os.getpid()}"
-        probe.touch()
-        probe.unlink()
-    except OSError as e:
-        raise ModelError(f"{models_dir}: cannot write models here: {e.strerror or e}") from None
+    if not existing.is_dir():
+        raise ModelError(f"{models_dir}: cannot write models here: {existing} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ModelError(f"{models_dir}: cannot write models here: {existing} is read-only or not yours to write")
 
 
 def add_version(models_dir: Path, model: Model, name: str | None = None) -> Model:

@@ -11,11 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import sqlite3
 import statistics
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -294,7 +295,10 @@ class ReviewStore:
         exclude: Iterable[int] = (),
         lease: float = LEASE_SECONDS,
     ) -> Item | None:
-        """Claim the next pending item for `reviewer` (one nobody else holds a live lease on), or None."""
+        """Claim the next pending item for `reviewer` (one nobody else holds a live lease on), or None.
+
+        `reviewer` is whoever holds the lease: a reviewer's name, or `session(name)` so that two sessions under one
+        name (two terminals, or two people sharing a login) never get the same item."""
         if order not in ORDERS:
             raise ReviewError(f"unknown order {order!r} (expected one of: {', '.join(ORDERS)})")
         by = {"uncertainty": "margin ASC, id ASC", "score": "top_score DESC, id ASC", "oldest": "id ASC"}[order]
@@ -336,8 +340,11 @@ class ReviewStore:
                 (item_id, reviewer),
             )
 
-    def decide(self, item_id: int, reviewer: str, verdict: str, labels: Iterable[str] = ()) -> Decision:
-        """Record a decision (confirm, reject or relabel) on a pending item and commit it before returning."""
+    def decide(
+        self, item_id: int, reviewer: str, verdict: str, labels: Iterable[str] = (), holder: str | None = None
+    ) -> Decision:
+        """Record a decision (confirm, reject or relabel) on a pending item and commit it before returning; `holder`
+        is the lease the item was claimed under, if not the reviewer's name."""
         if verdict not in ("confirm", "reject", "relabel"):
             raise ReviewError(f"unknown verdict {verdict!r}")
         with self._write():
@@ -348,22 +355,27 @@ class ReviewStore:
                 ).fetchone()
                 who = last["reviewer"] if last else "someone"
                 raise Conflict(f"item {item_id} was already decided by {who}; it was not changed")
-            holder, expires = row["claimed_by"], row["claim_expires"]
-            if holder not in (None, reviewer) and expires is not None and expires >= time.time():
-                raise Conflict(f"item {item_id} is being reviewed by {holder}; it was not changed")
+            held_by, expires = row["claimed_by"], row["claim_expires"]
+            mine = holder if holder is not None else reviewer
+            if held_by not in (None, mine) and expires is not None and expires >= time.time():
+                who = reviewer_of(held_by)
+                also = " in another session" if who == reviewer else ""
+                raise Conflict(f"item {item_id} is being reviewed by {who}{also}; it was not changed")
             # Confirming an item the model did not flag (queued as uncertain) confirms the categories it suggested.
             suggested = json.loads(row["flagged"]) or sorted(json.loads(row["terms"]))
             final = {"confirm": suggested, "reject": []}.get(verdict, sorted(set(labels)))
             return self._append(row, reviewer, verdict, final, supersedes=None)
 
-    def undo_last(self, reviewer: str) -> Item | None:
-        """Supersede `reviewer`'s latest decision that is still in force; returns its item, pending again, or None."""
+    def undo_last(self, reviewer: str, among: Collection[int] | None = None) -> Item | None:
+        """Supersede `reviewer`'s latest decision that is still in force, on one of the items `among` if given (a
+        session undoes only its own decisions); returns its item, pending again, or None."""
+        only = f" AND d.item_id IN ({', '.join('?' * len(among))})" if among is not None else ""
         with self._write():
             row = self.db.execute(
                 "SELECT d.* FROM decisions d WHERE d.reviewer = ? AND d.verdict != 'undo' AND NOT EXISTS "
                 "(SELECT 1 FROM decisions u WHERE u.supersedes = d.id) AND d.id = (SELECT MAX(id) FROM decisions "
-                "WHERE item_id = d.item_id) ORDER BY d.id DESC LIMIT 1",
-                (reviewer,),
+                f"WHERE item_id = d.item_id){only} ORDER BY d.id DESC LIMIT 1",
+                (reviewer, *(among or ())),
             ).fetchone()
             if row is None:
                 return None
@@ -568,6 +580,17 @@ def _connect(path: Path) -> sqlite3.Connection:
     except sqlite3.Error as e:
         raise _db_error(path, e) from None
     return db
+
+
+def session(reviewer: str) -> str:
+    """A lease holder for one review session of `reviewer`: decisions carry the name, leases the session."""
+    return f"{reviewer}#{secrets.token_hex(4)}"
+
+
+def reviewer_of(holder: str) -> str:
+    """The reviewer's name in a lease holder (leases taken before sessions were the name alone)."""
+    name, sep, token = holder.rpartition("#")
+    return name if sep and len(token) == 8 else holder
 
 
 def _item_key(it: QueueItem) -> str:

@@ -15,7 +15,7 @@ from rich.text import Text
 
 from .cli import PolicyOption, _jobs, errors_to_exit, warn
 from .output import PipeAwareConsole, printable
-from .review import ORDERS, Busy, Conflict, Item, ReviewError, ReviewStore
+from .review import ORDERS, Busy, Conflict, Item, ReviewError, ReviewStore, session
 
 DbOption = Annotated[
     Path, typer.Option("--db", help="Review database (SQLite), as `score --queue` made it.", dir_okay=False)
@@ -102,7 +102,8 @@ def review(
     """Review flagged sentences one key at a time; each decision is saved before the next sentence is shown.
     `moderation review stats` summarises the queue.
 
-    Keys: c confirm, n not a violation, r change categories, s skip, u undo the last decision, a add a note, q quit.
+    Keys: c confirm, n not a violation, r change categories, s skip, u undo this session's last decision, a add a
+    note, q quit.
 
     Example: moderation review --db moderation.db --order uncertainty
     """
@@ -118,15 +119,16 @@ def review(
             policy.category(category)  # an unknown category is an error, not an empty queue
         rules = {c.id: c.rule for c in policy.categories}
         name = reviewer or _default_reviewer()
+        holder = session(name)  # leases belong to this session: another terminal under the same name is someone else
         console = PipeAwareConsole(highlight=False, emoji=False, soft_wrap=True)
         decided: set[int] = set()  # items decided in this session, and not undone
         with ReviewStore(db) as store:
             skipped: set[int] = set()
-            item = store.claim_next(name, order, category, skipped)
+            item = store.claim_next(holder, order, category, skipped)
             while item is not None:
                 _show(console, item, rules, store.notes(item.id))
                 try:
-                    outcome = _ask(console, store, item, name, policy.ids)
+                    outcome = _ask(console, store, item, (name, holder), policy.ids, decided)
                 except Conflict as e:
                     # Someone else decided it, or our lease ran out and they took it: say so and go on.
                     console.print(f"[yellow]{escape(printable(str(e)))}[/]")
@@ -138,10 +140,10 @@ def review(
                     console.print(f"[yellow]{escape(printable(str(e)))}; nothing was saved, try again[/]")
                     continue
                 except BaseException:
-                    store.release(item.id, name)  # Ctrl-C: the item goes back to the queue at once
+                    store.release(item.id, holder)  # Ctrl-C: the item goes back to the queue at once
                     raise
                 if outcome == "quit":
-                    store.release(item.id, name)
+                    store.release(item.id, holder)
                     break
                 if outcome == "skip":
                     skipped.add(item.id)
@@ -151,29 +153,38 @@ def review(
                     continue
                 else:
                     decided.add(item.id)
-                item = store.claim_next(name, order, category, skipped)
+                item = store.claim_next(holder, order, category, skipped)
             else:
                 console.print("The queue is empty." if not skipped else "No more items (skipped ones stay queued).")
         console.print(f"{len(decided)} decision(s) saved to {escape(printable(str(db)))}.")
 
 
-def _ask(console: Console, store: ReviewStore, item: Item, reviewer: str, categories: tuple[str, ...]):
-    """Read keys until one ends this item: returns 'decided', 'skip', 'quit' or the item an undo reopened."""
+def _ask(
+    console: Console,
+    store: ReviewStore,
+    item: Item,
+    who: tuple[str, str],
+    categories: tuple[str, ...],
+    decided: set[int],
+):
+    """Read keys until one ends this item: returns 'decided', 'skip', 'quit' or the item an undo reopened. `who` is
+    the reviewer's name (on decisions) and the session's lease; `decided` the items this session decided."""
+    reviewer, holder = who
     while True:
         console.print(f"[bold]{escape(KEYS)}[/] ", end="")
         try:
             key = _read_key()
         except EOFError:
             return "quit"
-        store.claim(item.id, reviewer)  # a key press renews the lease: a slow reviewer keeps the item
+        store.claim(item.id, holder)  # a key press renews the lease: a slow reviewer keeps the item
         console.print(escape(printable(key)))
         if key in ("", "q", "\x04"):  # end of input counts as quit
             return "quit"
         if key == "c":
-            store.decide(item.id, reviewer, "confirm")
+            store.decide(item.id, reviewer, "confirm", holder=holder)
             return "decided"
         if key == "n":
-            store.decide(item.id, reviewer, "reject")
+            store.decide(item.id, reviewer, "reject", holder=holder)
             return "decided"
         if key == "r":
             try:
@@ -181,20 +192,21 @@ def _ask(console: Console, store: ReviewStore, item: Item, reviewer: str, catego
             except EOFError:
                 return "quit"
             if labels is not None:
-                store.decide(item.id, reviewer, "relabel", labels)
+                store.decide(item.id, reviewer, "relabel", labels, holder)
                 return "decided"
         elif key == "s":
-            store.release(item.id, reviewer)
+            store.release(item.id, holder)
             return "skip"
         elif key == "u":
-            store.release(item.id, reviewer)
-            undone = store.undo_last(reviewer)
+            store.release(item.id, holder)
+            undone = store.undo_last(reviewer, among=decided)  # not a decision another session of ours made
             if undone is None:
-                console.print("Nothing of yours to undo.")
-                store.claim(item.id, reviewer)  # the item on screen stays ours
+                console.print("Nothing decided in this session to undo (`moderation review undo` undoes your latest).")
+                store.claim(item.id, holder)  # the item on screen stays ours
                 continue
+            decided.discard(undone.id)
             console.print(f"Undid your decision on item {undone.id}; it is back in the queue.")
-            reclaimed = store.claim(undone.id, reviewer)
+            reclaimed = store.claim(undone.id, holder)
             return reclaimed if reclaimed is not None else "skip"
         elif key == "a":
             try:

@@ -16,7 +16,16 @@ from typer.testing import CliRunner
 
 from moderation.cli import app
 from moderation.data import load_labelled
-from moderation.review import SCHEMA_VERSION, Busy, Conflict, QueueItem, ReviewError, ReviewStore, queue_item
+from moderation.review import (
+    SCHEMA_VERSION,
+    Busy,
+    Conflict,
+    QueueItem,
+    ReviewError,
+    ReviewStore,
+    queue_item,
+    session,
+)
 from moderation.scoring import SentenceScore
 
 THRESHOLDS = {"threat": 0.5, "incitement": 0.5, "hate": 0.5, "harassment": 0.5}
@@ -245,12 +254,15 @@ def test_review_loop_step_by_step(db: Path) -> None:
     assert result.exit_code == 0 and "1 decision(s) saved" in result.stdout
     assert decisions(db) == [(1, "rita", "confirm", ["threat"])]
 
-    review(db, "n\nq\n")
-    assert decisions(db)[-1] == (2, "rita", "reject", [])
+    result = review(db, "n\nu\nr\nhate, harassment\nq\n")  # reject item 2; on item 3, undo that, relabel instead
+    assert "Undid your decision on item 2" in result.stdout and "1 decision(s) saved" in result.stdout
+    assert decisions(db)[-3:] == [
+        (2, "rita", "reject", []), (2, "rita", "undo", []), (2, "rita", "relabel", ["harassment", "hate"])
+    ]  # fmt: skip
 
-    result = review(db, "u\nr\nhate, harassment\nq\n")  # on item 3: undo the reject of item 2, relabel it instead
-    assert "Undid your decision on item 2" in result.stdout
-    assert decisions(db)[-2:] == [(2, "rita", "undo", []), (2, "rita", "relabel", ["harassment", "hate"])]
+    # A session undoes only its own decisions: another terminal of rita's may have made the latest one.
+    result = review(db, "u\nq\n")
+    assert "Nothing decided in this session to undo" in result.stdout and decisions(db)[-1][2] == "relabel"
 
     result = review(db, "s\n")
     assert "No more items (skipped ones stay queued)." in result.stdout
@@ -275,6 +287,7 @@ def test_a_locked_database_keeps_the_item_and_the_decision_is_asked_for_again(db
         locker.execute("ROLLBACK")
         locker.close()
         assert store.get(item.id).status == "pending"
+        store.release(item.id, "rita")
 
     real_decide, calls = ReviewStore.decide, []
 
@@ -466,30 +479,48 @@ def test_sigkill_mid_session_keeps_every_committed_decision(db: Path) -> None:
     deadline = time.time() + 60
     # Kill it once the first decision is committed and the next item is on screen (claimed): killing between the
     # two would leave nothing claimed, and the lease is what this test checks.
-    while not (decisions(db) and _claimed_by(db, 2) == "kim") and time.time() < deadline:
+    while not (decisions(db) and (_claimed_by(db, 2) or "").startswith("kim#")) and time.time() < deadline:
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert decisions(db) == [(1, "kim", "confirm", ["threat"])]
     with ReviewStore(db) as store:
-        # The item on screen when it died is claimed by kim until the lease expires, then anyone can take it.
-        assert store.claim_next("other", "oldest").id == 3
-        assert store.claim_next("kim", "oldest").id == 2
+        # The item on screen when it died is held by that session until the lease expires (a session that is still
+        # alive under the same name looks the same), then anyone can take it.
+        assert store.claim_next(session("kim"), "oldest").id == 3
+        with contextlib.closing(sqlite3.connect(db)) as conn, conn:
+            conn.execute("UPDATE items SET claim_expires = 0 WHERE id = 2")
+        assert store.claim_next(session("kim"), "oldest").id == 2
 
 
-def test_two_reviewer_processes_never_decide_one_item_twice(tmp_path: Path) -> None:
+@pytest.mark.parametrize("names", [("ann", "ben"), ("ann", "ann")])  # two terminals under one name, too
+def test_two_reviewer_processes_never_get_or_decide_one_item_twice(tmp_path: Path, names: tuple[str, str]) -> None:
     path = tmp_path / "big.db"
     with ReviewStore(path) as store:
         store.enqueue([make_item(f"sentence number {i}", start=i * 30) for i in range(40)])
-    procs = [_spawn_reviewer(path, name) for name in ("ann", "ben")]
+    procs = [_spawn_reviewer(path, name) for name in names]
     for p in procs:
         p.stdin.write("c\n" * 40)
         p.stdin.close()
     for p in procs:
         assert p.wait(timeout=120) == 0, p.stderr.read()
+        # Never shown an item the other holds: no decision was refused.
+        assert "it was not changed" not in p.stdout.read()
     made = decisions(path)
     assert sorted(i for i, *_ in made) == list(range(1, 41))  # every item decided exactly once
-    assert {r for _, r, *_ in made} <= {"ann", "ben"}
+    assert {r for _, r, *_ in made} <= set(names)
+
+
+def test_a_session_cannot_decide_or_undo_what_another_session_of_the_same_reviewer_holds(db: Path) -> None:
+    first, second = session("root"), session("root")
+    with ReviewStore(db) as store:
+        mine, theirs = store.claim_next(first, "oldest"), store.claim_next(second, "oldest")
+        assert mine.id != theirs.id
+        with pytest.raises(Conflict, match="being reviewed by root in another session"):
+            store.decide(mine.id, "root", "confirm", holder=second)
+        store.decide(mine.id, "root", "confirm", holder=first)
+        assert store.undo_last("root", among={theirs.id}) is None  # the second session decided nothing
+        assert store.undo_last("root").id == mine.id  # `moderation review undo`: the reviewer's latest, any session
 
 
 def test_score_queue_stores_each_sentence_with_its_neighbours(models_dir: Path, tmp_path: Path) -> None:
