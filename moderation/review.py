@@ -25,7 +25,7 @@ from .data import Example
 from .errors import ModerationError
 from .scoring import SentenceScore
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 LEASE_SECONDS = 600
 BUSY_TIMEOUT_MS = 5000
 ORDERS = ("uncertainty", "score", "oldest")
@@ -206,7 +206,15 @@ def _execute_all(db: sqlite3.Connection, script: str) -> None:
             db.execute(statement)
 
 
-MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [("initial", _m1_initial)]
+def _m2_sentence_index(db: sqlite3.Connection) -> None:
+    # enqueue looks up a sentence by its source, document and text, wherever it now sits in the document.
+    db.execute("CREATE INDEX items_sentence ON items(source, doc_id, text)")
+
+
+MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
+    ("initial", _m1_initial),
+    ("sentence index", _m2_sentence_index),
+]
 
 
 class ReviewStore:
@@ -252,7 +260,8 @@ class ReviewStore:
     # --- enqueue -----------------------------------------------------------------------------------------------------
 
     def enqueue(self, items: Iterable[QueueItem]) -> int:
-        """Add items not already queued (the same source, document, offsets and text count once); returns how many."""
+        """Add items not already queued; returns how many. A sentence is queued once per source and document: the
+        same text at other offsets (the file was edited above it, or it is repeated) is not queued again."""
         added = 0
         resolved: dict[str, str] = {}  # one look at the file system per source, not per item
         with self._write():
@@ -265,6 +274,9 @@ class ReviewStore:
                 legacy = [_key(it.source, it.doc_id, it), _key(it.source, None, it)]
                 if self.db.execute("SELECT 1 FROM items WHERE key IN (?, ?)", legacy).fetchone():
                     continue
+                same = "SELECT 1 FROM items WHERE source = ? AND doc_id IS ? AND text = ? LIMIT 1"
+                if self.db.execute(same, (it.source, it.doc_id, it.text)).fetchone():
+                    continue  # a reviewer has it, or has decided it: an edit elsewhere in the file changes nothing
                 margin = min((abs(it.scores[c] - t) for c, t in it.thresholds.items()), default=1.0)
                 cursor = self.db.execute(
                     "INSERT OR IGNORE INTO items (key, source, doc_id, sentence_index, start, end, line, col, text, "

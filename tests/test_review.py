@@ -73,7 +73,10 @@ def decisions(path: Path) -> list[tuple[int, str, str, list[str]]]:
 def test_enqueue_twice_adds_no_duplicates(db: Path) -> None:
     with ReviewStore(db) as store:
         assert store.enqueue([make_item("I will kill you", ("threat",), 0.95, 0)]) == 0
-        assert store.enqueue([make_item("I will kill you", ("threat",), 0.95, 99)]) == 1  # other offsets: other item
+        # The same sentence elsewhere in the same document (an edit above it moved it) is the same item ...
+        assert store.enqueue([make_item("I will kill you", ("threat",), 0.95, 99)]) == 0
+        # ... in another post of the same source, another item.
+        assert store.enqueue([dataclasses.replace(make_item("I will kill you", start=40), doc_id="7")]) == 1
         assert len(list(store.items())) == 4
 
 
@@ -137,7 +140,8 @@ def test_the_last_flag_is_queued_when_the_output_fails_to_close(models_dir: Path
 def test_a_sentence_decided_twice_differently_is_exported_once(tmp_path: Path) -> None:
     path = tmp_path / "q.db"
     with ReviewStore(path) as store:
-        store.enqueue([make_item("you are dead meat", start=0), make_item("you are dead meat", start=50)])
+        second_post = dataclasses.replace(make_item("you are dead meat", start=50), doc_id="post-2")
+        store.enqueue([make_item("you are dead meat", start=0), second_post])
         store.decide(2, "ann", "reject")
         store.decide(1, "ben", "confirm")  # the later decision
         assert [(e.text, e.labels) for e in store.labelled()] == [("you are dead meat", frozenset({"threat"}))]
@@ -152,7 +156,7 @@ def test_schema_is_versioned_and_a_newer_one_is_refused(db: Path) -> None:
     with sqlite3.connect(db) as c:
         assert c.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert c.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert [r[1] for r in c.execute("SELECT * FROM migrations")] == ["initial"]
+        assert [r[1] for r in c.execute("SELECT * FROM migrations")] == ["initial", "sentence index"]
         c.execute("INSERT INTO migrations VALUES (99, 'future', 'x')")
     with pytest.raises(ReviewError, match="newer than this moderation"):
         ReviewStore(db)
@@ -538,3 +542,22 @@ def test_score_queue_stores_each_sentence_with_its_neighbours(models_dir: Path, 
         ("I will kill you tonight.", "Last one.", "Other paragraph."),
         ("Last one.", "Other paragraph.", ""),
     ]
+
+
+def test_editing_a_scored_file_does_not_queue_its_decided_sentences_again(models_dir: Path, tmp_path: Path) -> None:
+    doc, db = tmp_path / "thread.txt", tmp_path / "q.db"
+    doc.write_text("I will kill you tonight. Nice weather though.\n")
+
+    def score() -> str:
+        return CliRunner().invoke(app, ["score", str(doc), "--model", str(models_dir), "--queue", "--db", str(db),
+                                        "--threshold", "0", "-f", "jsonl"]).stderr  # fmt: skip
+
+    assert "queued 2 new sentence(s)" in score()
+    review(db, "c\nn\n")
+    doc.write_text("Edited: a typo fixed.\n\nI will kill you tonight. Nice weather though.\n")
+    assert "queued 1 new sentence(s)" in score()  # only the line that was added
+    with ReviewStore(db) as store:
+        assert [(i.text, i.status) for i in store.items()] == [
+            ("I will kill you tonight.", "decided"), ("Nice weather though.", "decided"),
+            ("Edited: a typo fixed.", "pending"),
+        ]  # fmt: skip
