@@ -590,6 +590,10 @@ def _connect(path: Path) -> sqlite3.Connection:
         db.execute("PRAGMA synchronous = FULL")  # a decision that was acknowledged survives a power cut too
         db.execute("PRAGMA foreign_keys = ON")
     except sqlite3.Error as e:
+        if path.exists() and not os.access(path.parent, os.W_OK):
+            # WAL mode keeps two files beside the database, even for reading.
+            raise ReviewError(f"{path}: its directory is read-only, and SQLite needs to write beside the database "
+                              "even to read it; copy it somewhere writable") from None  # fmt: skip
         raise _db_error(path, e) from None
     return db
 

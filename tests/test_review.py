@@ -561,3 +561,16 @@ def test_editing_a_scored_file_does_not_queue_its_decided_sentences_again(models
             ("I will kill you tonight.", "decided"), ("Nice weather though.", "decided"),
             ("Edited: a typo fixed.", "pending"),
         ]  # fmt: skip
+
+
+def test_a_database_in_a_read_only_directory_says_so(db: Path, monkeypatch) -> None:
+    # As on a read-only mount (root ignores permission bits, so the file system's answers are simulated).
+    import moderation.review as review_module
+
+    def cannot_open(*args, **kwargs):
+        raise sqlite3.OperationalError("unable to open database file")
+
+    monkeypatch.setattr(review_module.sqlite3, "connect", cannot_open)
+    monkeypatch.setattr(review_module.os, "access", lambda path, mode: False)
+    with pytest.raises(ReviewError, match=r"directory is read-only.*copy it somewhere writable"):
+        ReviewStore(db)
