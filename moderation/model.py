@@ -195,7 +195,7 @@ def load_model(directory: Path, warn: Callable[[str], None] | None = None) -> Mo
             compiled = CompiledModel.load(scorer)
         except (OSError, ValueError, KeyError) as e:
             raise ModelError(f"{scorer}: cannot load scorer: {e}") from None
-        if len(compiled.intercept) != len(card["categories"]):
+        if compiled is not None and len(compiled.intercept) != len(card["categories"]):
             raise ModelError(f"{directory / CARD_FILE}: names {len(card['categories'])} categories, its scorer scores "
                              f"{len(compiled.intercept)}")  # fmt: skip
     trained_with = card.get("libraries", {}).get("scikit-learn")
