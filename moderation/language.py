@@ -28,10 +28,10 @@ class Detected:
 UNSURE = Detected(None, False)
 
 
-def detect(text: str) -> Detected:
-    """The language of `text` when CLD2 is confident, else UNSURE."""
+def detect(text: str, best_effort: bool = False) -> Detected:
+    """The language of `text` when CLD2 is confident, else UNSURE; with `best_effort`, CLD2's guess on short text."""
     try:
-        reliable, _, details = pycld2.detect(text[:SAMPLE_CHARS], bestEffort=False)
+        reliable, _, details = pycld2.detect(text[:SAMPLE_CHARS], bestEffort=best_effort)
     except (pycld2.error, UnicodeError):  # text CLD2 cannot read (e.g. lone surrogates): nothing to tell
         return UNSURE
     code, percent = details[0][1], details[0][2]
@@ -53,12 +53,18 @@ class LanguageGuard:
         """The sentence's language and whether it is unsupported.
 
         A sentence long enough to tell is judged on its own. A shorter one reports its document's language, but is
-        unsupported only when the whole document is one unsupported language: short or mixed text counts as
-        supported, so padding a threat with another language's text does not hide it.
+        unsupported only when the whole document is one unsupported language and CLD2's best guess for the sentence
+        itself is no supported language either: short or mixed text counts as supported, so padding a threat with
+        another language's text does not hide it ("I will kill you." after four sentences of Portuguese).
         """
         if len(text) >= MIN_SENTENCE_CHARS:
             own = detect(text)
             if own.code is not None:
                 return own.code, own.code not in self.supported
         code = document.code
-        return code, code is not None and document.uniform and code not in self.supported
+        if code is None or not document.uniform or code in self.supported:
+            return code, False
+        guess = detect(text, best_effort=True).code  # only here: English text never pays for it
+        if guess in self.supported:
+            return guess, False
+        return code, True

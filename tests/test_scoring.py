@@ -87,6 +87,19 @@ def test_language_detection_is_confident_or_silent() -> None:
     assert guard.sentence("eu vou", portuguese) == ("pt", True)  # short, in a document all in one other language
     mixed_post = detect("Oi, tudo bem? I will kill you tonight if you come back here, do you hear me?")
     assert guard.sentence("I will kill you tonight if you come back here, do you hear me?", mixed_post) == ("en", False)
+    # Padding: a short English threat after enough Portuguese to make the document "all Portuguese" is still judged.
+    assert portuguese.uniform and guard.sentence("I will kill you.", portuguese) == ("en", False)
+    assert guard.sentence("Vou te matar.", portuguese) == ("pt", True)
+
+
+def test_a_short_threat_padded_with_another_language_is_flagged(models_dir: Path, tmp_path: Path) -> None:
+    post = tmp_path / "post.jsonl"
+    padding = "Olá a todos, espero que estejam bem. Hoje fomos ao mercado comprar frutas e legumes. Depois almoçamos "
+    post.write_text(json.dumps({"text": padding + "juntos em casa da minha avó. I will kill you."}) + "\n")
+    result = CliRunner().invoke(app, ["score", str(post), "--model", str(models_dir), "-f", "jsonl"])
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert records[-1]["text"] == "I will kill you." and records[-1]["flagged"] == ["threat"]
+    assert all(r["lang"] == "pt" and r["flagged"] == [] for r in records[:-1]) and result.exit_code == 1
 
 
 def test_score_cli_marks_unsupported_posts_and_review_band(models_dir: Path, tmp_path: Path) -> None:
