@@ -19,6 +19,7 @@ from moderation.text import (
     model_input,
     model_input_v2,
     model_input_v3,
+    model_input_v4,
     normalize,
     normalize_many,
     split_sentences,
@@ -404,3 +405,28 @@ def test_a_view_models_were_trained_on_is_frozen() -> None:
     patterns = (text_module._GROUPS_V1, text_module._GROUPS_V2, text_module._COORDINATED_V3)
     fingerprints = [hashlib.sha256(p.pattern.encode()).hexdigest()[:16] for p in patterns]
     assert fingerprints == ["99652009865d2e1d", "a72150d75c1e88f9", "56fa39e832963849"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "seen"),
+    [
+        ("Why why why why why why?", "why?"),
+        ("yes, yes, YES!!!", "yes!!!"),
+        ("shit shit shit, i left my keys", "shit, i left my keys"),
+        ("kys kys kys kys", "kys"),
+        ("whywhy why", "whywhy why"),  # whole words only
+        ("I know that that is true", "i know that is true"),
+    ],
+)
+def test_the_fourth_view_counts_a_word_repeated_in_a_row_once(raw: str, seen: str) -> None:
+    assert model_input_v4([raw]) == [seen]
+    assert model_input_v4(["why", raw, "why"]) == ["why", seen, "why"]  # never across texts of a batch
+
+
+def test_the_fourth_view_is_linear_in_long_runs() -> None:
+    # A word's run is matched once, from the word's start (the look-behind): no quadratic retry inside long tokens.
+    import time
+
+    start = time.perf_counter()
+    model_input_v4(["a" * 200_000, "ab " * 70_000, "x" * 1000 + " " + "x" * 999])
+    assert time.perf_counter() - start < 5
