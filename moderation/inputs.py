@@ -131,12 +131,21 @@ def clean_text(text: str) -> str:
 def check_sources(sources: list[str]) -> None:
     """Fail early, before a model is loaded, on a source that cannot be a readable file."""
     for source in sources:
-        if source != STDIN:
-            _open(source).close()
+        if source == STDIN:
+            _open(source)  # only says whether there is a standard input at all
+            continue
+        try:
+            if stat.S_ISFIFO(os.stat(source).st_mode):
+                continue  # opening a named pipe to check it would block for its writer, and closing it lose its data
+        except OSError:
+            pass  # _open says what is wrong
+        _open(source).close()
 
 
 def _open(source: str) -> BinaryIO:
     if source == STDIN:
+        if sys.stdin is None:  # started with standard input closed (`<&-`)
+            raise InputError("-: standard input is closed")
         return _NoClose(sys.stdin.buffer)
     path = Path(source)
     try:

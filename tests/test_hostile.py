@@ -484,3 +484,24 @@ def test_utf16_without_bom_is_not_mistaken_for_text(models_dir: Path, tmp_path: 
     path = tmp_path / "u16.txt"
     path.write_bytes(codecs.encode("hello", "utf-16-le"))
     one_error_line(score(models_dir, str(path)), "looks binary")
+
+
+def test_a_named_pipe_is_read_once_not_opened_to_check_it(models_dir: Path, tmp_path: Path) -> None:
+    # Checking a source opened and closed it: for a FIFO that used up its writer, and scoring then hung.
+    fifo = tmp_path / "feed"
+    os.mkfifo(fifo)
+    proc = _moderation("score", str(fifo), "-f", "jsonl", "--model", str(models_dir), stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE)  # fmt: skip
+    with fifo.open("w") as writer:
+        writer.write("I will kill you tonight.\n")
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    assert [json.loads(line)["text"] for line in out.decode().splitlines()] == ["I will kill you tonight."]
+
+
+def test_a_closed_standard_input_is_one_error_line(models_dir: Path) -> None:
+    proc = _moderation("score", "-", "--model", str(models_dir), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, preexec_fn=lambda: os.close(0))  # fmt: skip
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and out == b""
+    assert err.decode().splitlines() == ["moderation: error: -: standard input is closed"]
