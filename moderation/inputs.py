@@ -251,7 +251,7 @@ def _encoding(head: bytes, source: str, options: ReadOptions, warn: Callable[[st
     """The encoding of a stream from its first block (a byte-order mark, else UTF-8, else Latin-1 with a warning)
     and the length of its byte-order mark."""
     encoding, skip = _decoder_for(head)
-    if encoding == "utf-8" and not options.force and _latin1(head[skip:]):
+    if encoding == "utf-8" and _latin1(head[skip:]):
         if options.strict:
             raise InputError(f"{source}: not UTF-8 (--strict); it looks like Latin-1")
         if warn:
@@ -271,8 +271,10 @@ def _latin1(head: bytes) -> bool:
     except UnicodeDecodeError as e:
         if e.reason == "unexpected end of data":  # a character cut by the block's end (a pipe's first read)
             return False
-        if len(head[: e.start].decode("utf-8")) != e.start:  # valid multi-byte UTF-8 before it: UTF-8 with a flaw
-            return False
+    # Valid multi-byte UTF-8 anywhere in the block, before the first bad byte or after it: UTF-8 with a flaw ("Bad
+    # byte \xff here. Café ..."), which Latin-1 would turn into mojibake. Undecodable bytes become lone surrogates.
+    if any(not 0xDC80 <= ord(c) <= 0xDCFF for c in head.decode("utf-8", "surrogateescape") if ord(c) > 0x7F):
+        return False
     try:
         head.decode("cp1252")
     except UnicodeDecodeError:

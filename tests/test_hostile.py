@@ -74,6 +74,19 @@ def test_latin1_is_read_as_latin1_with_a_warning(models_dir: Path, tmp_path: Pat
     one_error_line(score(models_dir, str(path), "--strict"), "latin1.txt: not UTF-8 (--strict)")
 
 
+def test_utf8_with_one_stray_byte_before_its_accents_is_not_read_as_latin1(models_dir: Path, tmp_path: Path) -> None:
+    path = tmp_path / "mixed.txt"
+    path.write_bytes(b"Bad byte \xff here. Caf\xc3\xa9 na\xc3\xafve \xe2\x80\x94 fine \xf0\x9f\x98\x80.\n")
+    result = score(models_dir, str(path), "-f", "jsonl")
+    texts = [json.loads(line)["text"] for line in result.stdout.splitlines()]
+    assert texts == ["Bad byte \ufffd here.", "Café naïve — fine 😀."]
+    assert "invalid utf-8 at byte 9" in result.stderr and "Latin-1" not in result.stderr
+    # --force is about NUL bytes only: a Latin-1 file is still read as Latin-1 with it.
+    latin = tmp_path / "latin1.txt"
+    latin.write_bytes("Café au lait.\n".encode("latin-1"))
+    assert json.loads(score(models_dir, str(latin), "-f", "jsonl", "--force").stdout)["text"] == "Café au lait."
+
+
 def test_binary_files_are_refused_unless_forced(models_dir: Path, tmp_path: Path) -> None:
     path = tmp_path / "image.png"
     path.write_bytes(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR" + bytes(range(256)))
