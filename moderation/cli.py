@@ -755,4 +755,31 @@ app.command("retrain")(retrain_command)
 
 
 def main() -> None:
-    app()
+    _text_streams()
+    try:
+        app()
+    except BrokenPipeError:
+        _silence_stdout()
+        sys.exit(EXIT_BROKEN_PIPE)
+    except OSError as e:
+        if e.filename is not None:
+            raise
+        # Writing failed outside a command's own handling (--version, a last "ok" to /dev/full): one line, exit 2.
+        _silence_stdout()
+        print(f"moderation: error: cannot write the output: {e.strerror or e}", file=sys.stderr)
+        sys.exit(EXIT_ERROR)
+
+
+def _text_streams() -> None:
+    """Results in UTF-8 wherever they go but a terminal, whatever the locale says; a terminal that cannot show a
+    character gets an escape for it, never a UnicodeEncodeError (which would exit 1, read as "flagged")."""
+    for stream in (sys.stdout, sys.stderr):
+        if stream is None or (stream.encoding or "").lower().replace("-", "") == "utf8":
+            continue
+        try:
+            if stream is sys.stdout and not stream.isatty():
+                stream.reconfigure(encoding="utf-8")  # JSON Lines, CSV and reports read by programs
+            else:
+                stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError, OSError):
+            pass  # a replaced stream that cannot be reconfigured: leave it as it is

@@ -518,3 +518,26 @@ def test_a_closed_standard_input_is_one_error_line(models_dir: Path) -> None:
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 2 and out == b""
     assert err.decode().splitlines() == ["moderation: error: -: standard input is closed"]
+
+
+def test_results_are_utf8_whatever_the_locale_says(models_dir: Path, tmp_path: Path) -> None:
+    # A legacy locale (or Windows' `> out.jsonl`): an emoji gave a UnicodeEncodeError traceback and exit 1.
+    path = tmp_path / "emoji.txt"
+    path.write_text("I will kill you 😀 tonight.\n", encoding="utf-8")
+    env = {**os.environ, "PYTHONIOENCODING": "cp1252"}
+    proc = _moderation("score", str(path), "-f", "jsonl", "--model", str(models_dir), stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, env=env)  # fmt: skip
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    assert json.loads(out.decode("utf-8"))["text"] == "I will kill you 😀 tonight."
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("args", [["--version"], ["policy", "check", "{policy}"]])
+def test_a_full_disk_after_the_work_is_one_error_line_and_exit_2(models_dir: Path, args: list[str]) -> None:
+    policy = Path(__file__).resolve().parents[1] / "moderation" / "policies" / "default.toml"
+    with open("/dev/full", "w") as full:
+        proc = _moderation(*[a.format(policy=policy) for a in args], stdout=full, stderr=subprocess.PIPE)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert err.decode().splitlines() == ["moderation: error: cannot write the output: No space left on device"]
