@@ -174,7 +174,18 @@ def read_card(directory: Path) -> dict:
         or not all(type(t) in (int, float) and 0 <= t <= 1 for t in thresholds.values())
     ):
         raise ModelError(f"{path}: 'thresholds' must give each of the card's categories a number from 0 to 1")
+    for key, kinds in _CARD_FIELDS.items():
+        if key in card and not isinstance(card[key], kinds):
+            raise ModelError(f"{path}: '{key}' must be {_KIND_NAMES[kinds]}")
     return card
+
+
+# The card's other fields that loading reads, and what each must be (optional ones may be missing).
+_CARD_FIELDS = {
+    "model_sha256": str, "version": str, "model_file": str, "scorer_file": (str, type(None)), "scorer_sha256": str,
+    "libraries": dict,
+}  # fmt: skip
+_KIND_NAMES = {str: "a string", (str, type(None)): "a string or null", dict: "an object"}
 
 
 def load_model(directory: Path, warn: Callable[[str], None] | None = None) -> Model:

@@ -163,6 +163,10 @@ def test_a_version_that_cannot_be_written_is_one_error_and_leaves_nothing(models
         (lambda card: card["thresholds"].pop("threat"), "'thresholds' must give each"),
         (lambda card: card.update(categories="threat"), "'categories' must be a list"),
         (lambda card: (card["categories"].pop(), card["thresholds"].popitem()), "its scorer scores 4"),
+        (lambda card: card.update(libraries=[]), "'libraries' must be an object"),
+        (lambda card: card.update(model_sha256=5), "'model_sha256' must be a string"),
+        (lambda card: card.update(scorer_file=5), "'scorer_file' must be a string or null"),
+        (lambda card: card.update(model_file=None), "'model_file' must be a string"),
     ],
 )
 def test_a_card_edited_into_nonsense_is_one_error(models_dir: Path, tmp_path: Path, edit, message: str) -> None:
