@@ -306,9 +306,9 @@ def pieces(documents: Iterable[Document], rules: Rules, size: int = PIECE_CHARS)
         # `context` is what splitting needs of the text before `buf`; `lead`, of the text before `before`.
         buf, offset, line, col, context, before, lead = "", 0, 1, 1, "", "", ""
         try:
-            for chunk in chunks:
+            for chunk, whole in _slices(chunks, size):
                 buf += chunk
-                idle = doc.idle is not None and doc.idle()
+                idle = whole and doc.idle is not None and doc.idle()
                 if len(buf) < size and not idle:
                     continue
                 cut, last, after = _cut(buf, context, size, fallback=idle or len(buf) >= 8 * size)
@@ -331,6 +331,18 @@ def pieces(documents: Iterable[Document], rules: Rules, size: int = PIECE_CHARS)
         if buf or offset == 0:
             idle = doc.idle is not None and doc.idle()
             yield Piece(number, doc.source, doc.doc_id, buf, offset, line, col, doc_lang, idle, lead, before)
+
+
+def _slices(chunks: Iterator[str], size: int) -> Iterator[tuple[str, bool]]:
+    """The chunks in slices of at most `size` characters, each with whether it ends its chunk. A post is one chunk,
+    however long (a 20 MB line, a JSON record near its limit): taken whole, it was one piece, split and scored in one
+    batch of a million sentences (1.3 GB); in slices it is cut into pieces as a file read in blocks is."""
+    for chunk in chunks:
+        if len(chunk) <= size:
+            yield chunk, True
+            continue
+        for start in range(0, len(chunk), size):
+            yield chunk[start : start + size], start + size >= len(chunk)
 
 
 def _cut(buf: str, context: str, size: int, fallback: bool) -> tuple[int, int, str]:

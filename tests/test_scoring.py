@@ -416,3 +416,12 @@ def test_context_lowers_each_category_on_its_own_and_keeps_a_flag_in_review(rule
     assert judged.scores[0] == [0.7, 0.1]  # threat is sure and keeps its score; harassment alone is halved
     assert judged.scores[1] == [0.25, 0.0]  # the flag drops to the review band's edge, not out of it
     assert judged.outcome(1)[:2] == ((), ("threat",))
+
+
+def test_a_post_in_one_chunk_is_cut_into_bounded_pieces(shipped_rules) -> None:
+    # A 20 MB line or a JSON record near its limit comes as one chunk: whole, it was one piece and one batch (1.3 GB).
+    _, rules = shipped_rules
+    text = "I will kill you tonight. The weather is nice. " * 4000  # 184,000 characters, one paragraph
+    cut = list(pieces([Document("post", "1", iter([text]))], rules, size=1000))
+    assert "".join(p.text for p in cut) == text and len(cut) > 20
+    assert max(len(p.text) for p in cut) <= 9 * 1000  # what a file read in blocks of that size gives at most
