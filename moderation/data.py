@@ -119,7 +119,7 @@ def _jsonl_rows(f, path: Path) -> Iterator[tuple[int, dict]]:
         try:
             row = json.loads(raw)
         except json.JSONDecodeError as e:
-            raise DataError(f"{path}:{line}: invalid JSON: {e.msg}") from None
+            raise DataError(f"{path}:{line}: invalid JSON: {e.msg} (column {e.colno})") from None
         if not isinstance(row, dict):
             raise DataError(f"{path}:{line}: expected a JSON object")
         yield line, row

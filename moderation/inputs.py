@@ -327,7 +327,7 @@ def _jsonl_documents(
             try:
                 post = json.loads(line)
             except json.JSONDecodeError as e:
-                options.problem(InputError(f"{where}: invalid JSON: {e.msg}"))
+                options.problem(InputError(f"{where}: invalid JSON: {e.msg} (column {e.colno})"))
                 continue
             if not isinstance(post, dict):
                 options.problem(InputError(f"{where}: expected a JSON object with a {options.text_field!r} field"))

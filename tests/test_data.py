@@ -37,7 +37,7 @@ def test_jsonl_and_csv_merge_with_duplicates_and_conflicts(tmp_path: Path) -> No
         ('{"text": "", "labels": []}\n', ":1: missing or empty 'text'"),
         ('{"labels": []}\n', ":1: missing or empty 'text'"),
         ('{"text": "x", "labels": "threat"}\n', ":1: 'labels' must be a list"),
-        ("not json\n", ":1: invalid JSON"),
+        ("not json\n", ":1: invalid JSON: Expecting value (column 1)"),
         ("[1, 2]\n", ":1: expected a JSON object"),
         ('{"text": "ok", "labels": []}\n{"text": "x", "label": ["threat"]}\n', ":2: missing 'labels'"),  # misspelt
     ],
