@@ -261,8 +261,8 @@ def _encoding(head: bytes, source: str, options: ReadOptions, warn: Callable[[st
 
 
 def _latin1(head: bytes) -> bool:
-    """Whether the first block is not UTF-8 but reads as Latin-1 text: it has bytes above 0x7F, none of them in a
-    valid UTF-8 sequence, and no C1 control codes that Windows-1252 leaves undefined."""
+    """Whether the first block is not UTF-8 but reads as Latin-1 text: it has bytes above 0x7F, the first of them not
+    UTF-8 and fewer in valid UTF-8 sequences than not, and no C1 control codes that Windows-1252 leaves undefined."""
     if head.isascii():
         return False
     try:
@@ -271,9 +271,15 @@ def _latin1(head: bytes) -> bool:
     except UnicodeDecodeError as e:
         if e.reason == "unexpected end of data":  # a character cut by the block's end (a pipe's first read)
             return False
-    # Valid multi-byte UTF-8 anywhere in the block, before the first bad byte or after it: UTF-8 with a flaw ("Bad
-    # byte \xff here. Café ..."), which Latin-1 would turn into mojibake. Undecodable bytes become lone surrogates.
-    if any(not 0xDC80 <= ord(c) <= 0xDCFF for c in head.decode("utf-8", "surrogateescape") if ord(c) > 0x7F):
+        if len(head[: e.start].decode("utf-8")) != e.start:  # valid multi-byte UTF-8 before it: UTF-8 with a flaw
+            return False
+    # A bad byte first: UTF-8 with a flaw or Latin-1? Count both kinds of evidence in the whole block: characters
+    # that decode as valid multi-byte UTF-8, and bytes that do not (lone surrogates here). One stray byte before
+    # "Café naïve" is UTF-8 with a flaw; Latin-1 prose has many undecodable bytes, and now and then a pair that
+    # happens to be valid UTF-8 ("ß«" is DF AB).
+    decoded = head.decode("utf-8", "surrogateescape")
+    invalid = sum(0xDC80 <= ord(c) <= 0xDCFF for c in decoded)
+    if len(decoded) - invalid - sum(c.isascii() for c in decoded) >= invalid:
         return False
     try:
         head.decode("cp1252")

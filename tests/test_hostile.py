@@ -81,6 +81,15 @@ def test_utf8_with_one_stray_byte_before_its_accents_is_not_read_as_latin1(model
     texts = [json.loads(line)["text"] for line in result.stdout.splitlines()]
     assert texts == ["Bad byte \ufffd here.", "Café naïve — fine 😀."]
     assert "invalid utf-8 at byte 9" in result.stderr and "Latin-1" not in result.stderr
+    # Latin-1 prose where a pair of bytes happens to be valid UTF-8 ("ß«" is DF AB) is still Latin-1: one such pair
+    # against many undecodable bytes.
+    german = tmp_path / "german.txt"
+    german.write_bytes("Er sagte: »Ich weiß«. Schöne Grüße aus München, bis später.\n".encode("cp1252"))
+    result = score(models_dir, str(german), "-f", "jsonl")
+    assert [json.loads(line)["text"] for line in result.stdout.splitlines()] == [
+        "Er sagte: »Ich weiß«.", "Schöne Grüße aus München, bis später."
+    ]  # fmt: skip
+    assert "reading it as Latin-1" in result.stderr
     # --force is about NUL bytes only: a Latin-1 file is still read as Latin-1 with it.
     latin = tmp_path / "latin1.txt"
     latin.write_bytes("Café au lait.\n".encode("latin-1"))
