@@ -4,7 +4,6 @@ data, and promote it only when no category gets worse by more than a margin."""
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ from .evaluation import Evaluation, evaluate
 from .model import Model, load_model
 from .policy import Policy
 from .registry import CURRENT, add_version, bundled_models_dir, check_writable, resolve, set_current
+from .text import normalize_many
 from .training import train
 
 
@@ -29,15 +29,6 @@ class RetrainResult:
     reviewed_held_out: int
     promoted: bool
     reasons: tuple[str, ...]  # why the gate refused (empty when it passed)
-
-
-_LIST_MARKER = re.compile(r"^(?:[-*+•‣◦▪>]|\d{1,3}[.)])\s+")
-
-
-def same_sentence(text: str) -> str:
-    """What makes two labelled texts one sentence: a reviewed sentence keeps its document's layout (a list marker,
-    a line break where the paragraph wrapped), data/ has the words alone."""
-    return " ".join(_LIST_MARKER.sub("", text.strip()).split())
 
 
 def split_reviewed(examples: Sequence[Example], share: float) -> tuple[list[Example], list[Example]]:
@@ -62,19 +53,28 @@ def merge(
     data: Sequence[Example], reviewed: Sequence[Example], tests: Sequence[Example], held_out_share: float
 ) -> Merged:
     """Training and held-out sets from data/, reviewers' decisions and test files: a reviewer's label wins over
-    data/'s and a test file's for the same sentence, and nothing held out is trained on."""
+    data/'s and a test file's for the same sentence, and nothing held out is trained on.
+
+    Two texts are the same sentence when the model sees them the same (`text.normalize`): a reviewed sentence keeps
+    its document's layout (a list marker, a heading's "#", a line break where the paragraph wrapped), data/ has the
+    words alone, and two labels for what the model reads as one text would contradict each other.
+    """
     reviewed_train, reviewed_held = split_reviewed(reviewed, held_out_share)
-    merged = {same_sentence(e.text): e for e in data}
-    merged.update({same_sentence(e.text): e for e in reviewed_train})
-    held = {same_sentence(e.text): e for e in tests}
-    in_tests = held.keys() & {same_sentence(e.text) for e in reviewed_train}  # evaluated on, with the reviewer's label
-    held.update({key: merged[key] for key in in_tests})
-    held.update({same_sentence(e.text): e for e in reviewed_held})
+    groups = (data, reviewed_train, tests, reviewed_held)
+    keys = iter(normalize_many([e.text for group in groups for e in group]))
+    data_k, train_k, tests_k, held_k = ([(next(keys), e) for e in group] for group in groups)
+    merged = dict(data_k)
+    merged.update(train_k)
+    held = dict(tests_k)
+    in_tests = [(k, e) for k, e in train_k if k in held]
+    held.update(in_tests)  # evaluated on, with the reviewer's label
+    held.update(held_k)
     for key in held:
         merged.pop(key, None)  # never evaluate on what was trained on
+    mine = {id(e) for e in reviewed}
     return Merged(
-        tuple(merged.values()), tuple(held.values()), len(reviewed_train) - len(in_tests),
-        len(reviewed_held) + len(in_tests),
+        tuple(merged.values()), tuple(held.values()), sum(id(e) in mine for e in merged.values()),
+        sum(id(e) in mine for e in held.values()),
     )  # fmt: skip
 
 

@@ -171,18 +171,37 @@ def test_retrain_cli_round_trip(workspace: tuple[Path, Path], small_data: Path, 
     assert (models / CURRENT).is_file()
 
 
-def test_a_reviewed_sentence_is_the_same_sentence_whatever_its_layout() -> None:
+@pytest.mark.parametrize(
+    "queued",
+    # As queued from a document: a list marker, a line break where the paragraph wrapped, a heading, a quoted item.
+    [
+        "- I will hang you\nfrom the  lamppost",
+        "# I will hang you from the lamppost",
+        "> - I will hang you from the lamppost",
+    ],
+)
+def test_a_reviewed_sentence_is_the_same_sentence_whatever_its_layout(queued: str) -> None:
     from moderation.retraining import merge
 
     data = [Example("I will hang you from the lamppost", frozenset({"threat"})), Example("nice day", frozenset())]
-    # As queued from a document: a list marker and a line break where the paragraph wrapped.
-    reviewed = [Example("- I will hang you\nfrom the  lamppost", frozenset(), "review")]
+    reviewed = [Example(queued, frozenset(), "review")]
     merged = merge(data, reviewed, [], held_out_share=0.0)
-    assert sorted((e.text, e.labels) for e in merged.training) == [
-        ("- I will hang you\nfrom the  lamppost", frozenset()), ("nice day", frozenset())
-    ]  # fmt: skip
+    assert sorted((e.text, e.labels) for e in merged.training) == [(queued, frozenset()), ("nice day", frozenset())]
+    assert (merged.reviewed_train, merged.reviewed_held_out) == (1, 0)
     held = merge(data, reviewed, [], held_out_share=1.0)  # held out: neither copy is trained on
-    assert [e.text for e in held.training] == ["nice day"] and held.reviewed_held_out == 1
+    assert [e.text for e in held.training] == ["nice day"] and (held.reviewed_train, held.reviewed_held_out) == (0, 1)
+
+
+def test_layouts_of_one_sentence_split_apart_are_counted_where_they_end_up() -> None:
+    from moderation.retraining import merge, split_reviewed
+
+    # Two reviewed copies of one sentence, on either side of the hash split: held out wins, nothing is trained on.
+    copies = [Example(f"{marker} I will hang you from the lamppost", frozenset(), "review") for marker in "-*+#>"]
+    trained, held_out = split_reviewed(copies, 0.5)
+    assert trained and held_out  # the five markers hash to both sides
+    merged = merge([Example("nice day", frozenset())], copies, [], held_out_share=0.5)
+    assert [e.text for e in merged.training] == ["nice day"]
+    assert (merged.reviewed_train, merged.reviewed_held_out) == (0, 1)
 
 
 def test_a_reviewers_label_wins_over_a_test_files_and_is_evaluated_not_trained_on() -> None:
