@@ -207,8 +207,9 @@ def _execute_all(db: sqlite3.Connection, script: str) -> None:
 
 
 def _m2_sentence_index(db: sqlite3.Connection) -> None:
-    # enqueue looks up a sentence by its source, document and text, wherever it now sits in the document.
-    db.execute("CREATE INDEX items_sentence ON items(source, doc_id, text)")
+    # enqueue looks up a sentence by its text, then compares sources as resolved (a file named another way is the
+    # same source), wherever the sentence now sits in the document.
+    db.execute("CREATE INDEX items_text ON items(text)")
 
 
 MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
@@ -274,8 +275,8 @@ class ReviewStore:
                 legacy = [_key(it.source, it.doc_id, it), _key(it.source, None, it)]
                 if self.db.execute("SELECT 1 FROM items WHERE key IN (?, ?)", legacy).fetchone():
                     continue
-                same = "SELECT 1 FROM items WHERE source = ? AND doc_id IS ? AND text = ? LIMIT 1"
-                if self.db.execute(same, (it.source, it.doc_id, it.text)).fetchone():
+                same = self.db.execute("SELECT source FROM items WHERE text = ? AND doc_id IS ?", (it.text, it.doc_id))
+                if any(resolved.setdefault(row[0], _source_key(row[0])) == resolved[it.source] for row in same):
                     continue  # a reviewer has it, or has decided it: an edit elsewhere in the file changes nothing
                 margin = min((abs(it.scores[c] - t) for c, t in it.thresholds.items()), default=1.0)
                 cursor = self.db.execute(

@@ -544,18 +544,21 @@ def test_score_queue_stores_each_sentence_with_its_neighbours(models_dir: Path, 
     ]
 
 
-def test_editing_a_scored_file_does_not_queue_its_decided_sentences_again(models_dir: Path, tmp_path: Path) -> None:
+def test_editing_a_scored_file_does_not_queue_its_decided_sentences_again(
+    models_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
     doc, db = tmp_path / "thread.txt", tmp_path / "q.db"
     doc.write_text("I will kill you tonight. Nice weather though.\n")
 
-    def score() -> str:
-        return CliRunner().invoke(app, ["score", str(doc), "--model", str(models_dir), "--queue", "--db", str(db),
+    def score(name: str) -> str:
+        return CliRunner().invoke(app, ["score", name, "--model", str(models_dir), "--queue", "--db", str(db),
                                         "--threshold", "0", "-f", "jsonl"]).stderr  # fmt: skip
 
-    assert "queued 2 new sentence(s)" in score()
+    assert "queued 2 new sentence(s)" in score(str(doc))
     review(db, "c\nn\n")
     doc.write_text("Edited: a typo fixed.\n\nI will kill you tonight. Nice weather though.\n")
-    assert "queued 1 new sentence(s)" in score()  # only the line that was added
+    assert "queued 1 new sentence(s)" in score("./thread.txt")  # only the line added, whatever the path's spelling
     with ReviewStore(db) as store:
         assert [(i.text, i.status) for i in store.items()] == [
             ("I will kill you tonight.", "decided"), ("Nice weather though.", "decided"),
