@@ -44,7 +44,8 @@ def _show_version(value: bool) -> None:
         model = current_name(bundled_models_dir())
     except ModerationError:
         model = "none"  # a package built without its models: say so rather than fail
-    typer.echo(f"moderation {__version__} (default model {model})")
+    with errors_to_exit():  # a closed pipe is 141 and a full disk 2 here too, not Click's exit 1
+        typer.echo(f"moderation {__version__} (default model {model})")
     raise typer.Exit()
 
 
@@ -730,7 +731,8 @@ def policy_check(
         typer.echo(f"{path}:{p.line}: {p.message}", err=True)
     if problems:
         raise typer.Exit(EXIT_ERROR)
-    typer.echo(f"{path}: ok")
+    with errors_to_exit():
+        typer.echo(f"{path}: ok")
 
 
 @policy_app.command("show")

@@ -380,9 +380,10 @@ class ReviewStore:
             return self._append(row, reviewer, verdict, final, supersedes=None)
 
     def undo_last(self, reviewer: str, among: Collection[int] | None = None) -> Item | None:
-        """Supersede `reviewer`'s latest decision that is still in force, on one of the items `among` if given (a
-        session undoes only its own decisions); returns its item, pending again, or None."""
-        only = f" AND d.item_id IN ({', '.join('?' * len(among))})" if among is not None else ""
+        """Supersede `reviewer`'s latest decision that is still in force, one of the decisions `among` (their ids) if
+        given, so that a session undoes only its own; returns its item, pending again, or None."""
+        among = None if among is None else list(among)
+        only = f" AND d.id IN ({', '.join('?' * len(among))})" if among is not None else ""
         with self._write():
             row = self.db.execute(
                 "SELECT d.* FROM decisions d WHERE d.reviewer = ? AND d.verdict != 'undo' AND NOT EXISTS "
@@ -591,7 +592,7 @@ def _connect(path: Path) -> sqlite3.Connection:
         db.execute("PRAGMA synchronous = FULL")  # a decision that was acknowledged survives a power cut too
         db.execute("PRAGMA foreign_keys = ON")
     except sqlite3.Error as e:
-        if path.exists() and not os.access(path.parent, os.W_OK):
+        if "unable to open" in str(e) and path.exists() and not os.access(path.parent, os.W_OK):
             # WAL mode keeps two files beside the database, even for reading.
             raise ReviewError(f"{path}: its directory is read-only, and SQLite needs to write beside the database "
                               "even to read it; copy it somewhere writable") from None  # fmt: skip

@@ -121,7 +121,7 @@ def review(
         name = reviewer or _default_reviewer()
         holder = session(name)  # leases belong to this session: another terminal under the same name is someone else
         console = PipeAwareConsole(highlight=False, emoji=False, soft_wrap=True)
-        decided: set[int] = set()  # items decided in this session, and not undone
+        decided: dict[int, int] = {}  # item -> decision, for the items decided in this session and not undone
         with ReviewStore(db) as store:
             skipped: set[int] = set()
             item = store.claim_next(holder, order, category, skipped)
@@ -148,11 +148,9 @@ def review(
                 if outcome == "skip":
                     skipped.add(item.id)
                 elif isinstance(outcome, Item):  # undo: show the undone item again
-                    decided.discard(outcome.id)
+                    decided.pop(outcome.id, None)
                     item = outcome
                     continue
-                else:
-                    decided.add(item.id)
                 item = store.claim_next(holder, order, category, skipped)
             else:
                 console.print("The queue is empty." if not skipped else "No more items (skipped ones stay queued).")
@@ -165,10 +163,10 @@ def _ask(
     item: Item,
     who: tuple[str, str],
     categories: tuple[str, ...],
-    decided: set[int],
+    decided: dict[int, int],
 ):
     """Read keys until one ends this item: returns 'decided', 'skip', 'quit' or the item an undo reopened. `who` is
-    the reviewer's name (on decisions) and the session's lease; `decided` the items this session decided."""
+    the reviewer's name (on decisions) and the session's lease; `decided` this session's decisions, by item."""
     reviewer, holder = who
     while True:
         console.print(f"[bold]{escape(KEYS)}[/] ", end="")
@@ -181,10 +179,10 @@ def _ask(
         if key in ("", "q", "\x04"):  # end of input counts as quit
             return "quit"
         if key == "c":
-            store.decide(item.id, reviewer, "confirm", holder=holder)
+            decided[item.id] = store.decide(item.id, reviewer, "confirm", holder=holder).id
             return "decided"
         if key == "n":
-            store.decide(item.id, reviewer, "reject", holder=holder)
+            decided[item.id] = store.decide(item.id, reviewer, "reject", holder=holder).id
             return "decided"
         if key == "r":
             try:
@@ -192,19 +190,19 @@ def _ask(
             except EOFError:
                 return "quit"
             if labels is not None:
-                store.decide(item.id, reviewer, "relabel", labels, holder)
+                decided[item.id] = store.decide(item.id, reviewer, "relabel", labels, holder).id
                 return "decided"
         elif key == "s":
             store.release(item.id, holder)
             return "skip"
         elif key == "u":
             store.release(item.id, holder)
-            undone = store.undo_last(reviewer, among=decided)  # not a decision another session of ours made
+            undone = store.undo_last(reviewer, among=decided.values())  # never a decision another session made
             if undone is None:
                 console.print("Nothing decided in this session to undo (`moderation review undo` undoes your latest).")
                 store.claim(item.id, holder)  # the item on screen stays ours
                 continue
-            decided.discard(undone.id)
+            decided.pop(undone.id, None)
             console.print(f"Undid your decision on item {undone.id}; it is back in the queue.")
             reclaimed = store.claim(undone.id, holder)
             return reclaimed if reclaimed is not None else "skip"

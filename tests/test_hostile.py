@@ -550,3 +550,17 @@ def test_a_full_disk_after_the_work_is_one_error_line_and_exit_2(models_dir: Pat
         _, err = proc.communicate(timeout=60)
     assert proc.returncode == 2
     assert err.decode().splitlines() == ["moderation: error: cannot write the output: No space left on device"]
+
+
+@pytest.mark.parametrize("args", [["--version"], ["policy", "check", "{policy}"]])
+def test_a_closed_pipe_after_the_work_is_exit_141(args: list[str]) -> None:
+    # Click turns EPIPE into exit 1 ("flagged" to a script) unless the command handles it first.
+    policy = Path(__file__).resolve().parents[1] / "moderation" / "policies" / "default.toml"
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = _moderation(*[a.format(policy=policy) for a in args], stdout=write_end, stderr=subprocess.PIPE)
+    finally:
+        os.close(write_end)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 141 and err == b""

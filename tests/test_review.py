@@ -522,9 +522,15 @@ def test_a_session_cannot_decide_or_undo_what_another_session_of_the_same_review
         assert mine.id != theirs.id
         with pytest.raises(Conflict, match="being reviewed by root in another session"):
             store.decide(mine.id, "root", "confirm", holder=second)
-        store.decide(mine.id, "root", "confirm", holder=first)
-        assert store.undo_last("root", among={theirs.id}) is None  # the second session decided nothing
+        confirmed = store.decide(mine.id, "root", "confirm", holder=first)
+        assert store.undo_last("root", among=[]) is None  # the second session decided nothing
         assert store.undo_last("root").id == mine.id  # `moderation review undo`: the reviewer's latest, any session
+        store.claim(mine.id, second)
+        rejected = store.decide(mine.id, "root", "reject", holder=second)  # the second session decides it again
+        # The first session's 'u' may undo only its own decision, which is no longer in force: nothing to undo.
+        assert store.undo_last("root", among=[confirmed.id]) is None
+        assert decisions(db)[-1] == (mine.id, "root", "reject", [])
+        assert store.undo_last("root", among=[rejected.id]).id == mine.id
 
 
 def test_score_queue_stores_each_sentence_with_its_neighbours(models_dir: Path, tmp_path: Path) -> None:
@@ -566,14 +572,21 @@ def test_editing_a_scored_file_does_not_queue_its_decided_sentences_again(
         ]  # fmt: skip
 
 
-def test_a_database_in_a_read_only_directory_says_so(db: Path, monkeypatch) -> None:
+@pytest.mark.parametrize(
+    ("sqlite_says", "message"),
+    [
+        ("unable to open database file", r"directory is read-only.*copy it somewhere writable"),
+        ("file is not a database", r"not a review database, or it is corrupted"),  # the real error, not the mount
+    ],
+)
+def test_a_database_in_a_read_only_directory_says_so(db: Path, monkeypatch, sqlite_says: str, message: str) -> None:
     # As on a read-only mount (root ignores permission bits, so the file system's answers are simulated).
     import moderation.review as review_module
 
     def cannot_open(*args, **kwargs):
-        raise sqlite3.OperationalError("unable to open database file")
+        raise sqlite3.OperationalError(sqlite_says)
 
     monkeypatch.setattr(review_module.sqlite3, "connect", cannot_open)
     monkeypatch.setattr(review_module.os, "access", lambda path, mode: False)
-    with pytest.raises(ReviewError, match=r"directory is read-only.*copy it somewhere writable"):
+    with pytest.raises(ReviewError, match=message):
         ReviewStore(db)

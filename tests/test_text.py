@@ -402,9 +402,11 @@ def test_a_view_models_were_trained_on_is_frozen() -> None:
     # A scorer records the index of its model's view (compiled.py); if what that index does changes, every model
     # trained on it is silently scored on text it never saw. Change a view only before any model is trained on it;
     # after that, add a new one to VIEWS.
-    patterns = (text_module._GROUPS_V1, text_module._GROUPS_V2, text_module._COORDINATED_V3)
+    patterns = (text_module._GROUPS_V1, text_module._GROUPS_V2, text_module._COORDINATED_V3, text_module._REPEATED_WORD)
     fingerprints = [hashlib.sha256(p.pattern.encode()).hexdigest()[:16] for p in patterns]
-    assert fingerprints == ["99652009865d2e1d", "a72150d75c1e88f9", "56fa39e832963849"]
+    # The fourth's pattern was made possessive after the default was trained on it (60a3549): the same matches, checked
+    # on every sentence of data/ and TweetEval and 20,000 random strings.
+    assert fingerprints == ["99652009865d2e1d", "a72150d75c1e88f9", "56fa39e832963849", "76183e14f15964a1"]
 
 
 @pytest.mark.parametrize(
