@@ -760,10 +760,7 @@ def main() -> None:
     _text_streams()
     try:
         app()
-    except BrokenPipeError:
-        _silence_stdout()
-        sys.exit(EXIT_BROKEN_PIPE)
-    except OSError as e:
+    except OSError as e:  # a closed pipe never gets here: Click makes it exit 1, so commands write in errors_to_exit
         if e.filename is not None:
             raise
         # Writing failed outside a command's own handling (--version, a last "ok" to /dev/full): one line, exit 2.

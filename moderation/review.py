@@ -264,20 +264,26 @@ class ReviewStore:
         """Add items not already queued; returns how many. A sentence is queued once per source and document: the
         same text at other offsets (the file was edited above it, or it is repeated) is not queued again."""
         added = 0
-        resolved: dict[str, str] = {}  # one look at the file system per source, not per item
+        resolved: dict[str, str] = {}  # one look at the file system per source name, not per item
+
+        def source_of(name: str) -> str:
+            if name not in resolved:
+                resolved[name] = _source_key(name)
+            return resolved[name]
+
         with self._write():
             for it in items:
-                if it.source not in resolved:
-                    resolved[it.source] = _source_key(it.source)
-                key = _key(resolved[it.source], it.doc_id, it)
-                # Items queued before sources were resolved are keyed by the path as it was typed, and before a
-                # JSON Lines post without an id took its line number, by no id at all.
-                legacy = [_key(it.source, it.doc_id, it), _key(it.source, None, it)]
-                if self.db.execute("SELECT 1 FROM items WHERE key IN (?, ?)", legacy).fetchone():
-                    continue
+                source = source_of(it.source)
+                # The same text in the same document of the same source, wherever it now sits: the column keeps
+                # each path as typed, so sources are compared as resolved.
                 same = self.db.execute("SELECT source FROM items WHERE text = ? AND doc_id IS ?", (it.text, it.doc_id))
-                if any(resolved.setdefault(row[0], _source_key(row[0])) == resolved[it.source] for row in same):
+                if any(source_of(row[0]) == source for row in same):
                     continue  # a reviewer has it, or has decided it: an edit elsewhere in the file changes nothing
+                # Before a JSON Lines post without an id took its line number, it was queued with no id at all.
+                legacy = _key(it.source, None, it)
+                if it.doc_id is not None and self.db.execute("SELECT 1 FROM items WHERE key = ?", (legacy,)).fetchone():
+                    continue
+                key = _key(source, it.doc_id, it)
                 margin = min((abs(it.scores[c] - t) for c, t in it.thresholds.items()), default=1.0)
                 cursor = self.db.execute(
                     "INSERT OR IGNORE INTO items (key, source, doc_id, sentence_index, start, end, line, col, text, "

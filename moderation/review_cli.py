@@ -147,8 +147,7 @@ def review(
                     break
                 if outcome == "skip":
                     skipped.add(item.id)
-                elif isinstance(outcome, Item):  # undo: show the undone item again
-                    decided.pop(outcome.id, None)
+                elif isinstance(outcome, Item):  # undo: show the undone item again (_ask forgot its decision)
                     item = outcome
                     continue
                 item = store.claim_next(holder, order, category, skipped)

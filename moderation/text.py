@@ -425,7 +425,7 @@ _IS_SEPARATOR = np.zeros(128, dtype=bool)
 _IS_SEPARATOR[[ord(c) for c in " .-_*"]] = True
 # Letters that English rarely doubles are folded to one ("kiill"); any letter run of three or more to two.
 _LONG_RUN = re.compile(r"([a-z])\1{2,}")
-_SPACES = re.compile(r" {2,}")
+_SPACES = re.compile(r" {2,}")  # a run of spaces: one space between words, or a gap between spelt-out words
 # Words spelt out letter by letter with two or more spaces between them ("y o u  s h o u l d  k y s"): each word's
 # letters are joined, with one space between words, before runs of spaces are collapsed, which would run the words
 # together ("youshouldkys": words run together are broken again only when every piece is a known word). Three or
@@ -434,7 +434,6 @@ _SPACES = re.compile(r" {2,}")
 # run, and the run is possessive): trying again at every space of a long run is quadratic.
 _GAP = re.compile(r"(?<![a-z][a-z])(?<=[a-z]) {2,}+(?=[a-z](?![a-z]))")
 _SPELT_WORDS = re.compile(r"(?<![a-z])[a-z](?![a-z])(?: ++[a-z](?![a-z]))+")
-_WORD_GAP = re.compile(r" {2,}")
 #: Every character `str.isspace` accepts (what \s matches), other than " " and "\n".
 WHITE_SPACE = (
     "\t\x0b\x0c\r\x1c\x1d\x1e\x1f\x85\xa0\u1680"
@@ -552,7 +551,7 @@ def _join_spelt_words(text: str) -> str:
 
 
 def _joined_words(m: re.Match) -> str:
-    words = _WORD_GAP.split(m.group())
+    words = _SPACES.split(m.group())
     if len(words) == 1:
         return m.group()  # letters one space apart and no gap: the evasion step joins them ("k i l l")
     return " ".join(word.replace(" ", "") for word in words)
