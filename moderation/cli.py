@@ -6,7 +6,7 @@ Exit codes: 0 nothing flagged (or success), 1 something flagged, 2 usage or inpu
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
@@ -271,12 +271,14 @@ def score(
         policy, model = _load(policy_path, model_path)
         rules = Rules.of(policy, model, threshold, guard=not no_language_guard)
         skipped = []
+        progress = _Progress(_total_bytes(paths)) if sys.stderr.isatty() else None
+        # A warning in mid-run clears the bar first, or it would be printed onto the bar's line.
+        say = progress.before(warn) if progress else warn
 
         def skip(error: ModerationError) -> None:
             skipped.append(error)
-            warn(f"skipped: {error}")
+            say(f"skipped: {error}")
 
-        progress = _Progress(_total_bytes(paths)) if sys.stderr.isatty() else None
         options = ReadOptions(
             input_format.value, text_field, id_field, strict, force,
             on_error=skip if on_error is OnError.skip else None, on_bytes=progress.read if progress else None,
@@ -284,7 +286,7 @@ def score(
         # The queue first: a database that cannot be opened fails before any output (a CSV header) is written.
         queue_to = _Enqueuer(db, model, rules, queue_uncertain, audit_rate, seed) if queue else None
         writer = make_writer(fmt.value, sys.stdout, policy.ids)
-        documents = read_documents(paths, options, warn=warn)
+        documents = read_documents(paths, options, warn=say)
         # With nothing to do but write lines, they are rendered where a batch is scored, from its columns: cheaper
         # than an object per sentence, and with workers, cheaper to send back and this process stays free to read.
         rendered = fmt.value in LineRenderer.formats and not queue and not explain_terms
@@ -414,6 +416,7 @@ class _Progress:
         self.count = 0
         self.total = total_bytes
         self.done = 0
+        self.drawn = False
 
     def read(self, n: int) -> None:
         self.done += n
@@ -430,11 +433,25 @@ class _Progress:
                 bar = f"[{'#' * int(30 * share):<30}] {100 * share:3.0f}%  "
             sys.stderr.write(f"\r{bar}{self.count:,} sentences, {rate:,.0f}/s ")
             sys.stderr.flush()
+            self.drawn = True
 
-    def close(self) -> None:
-        if self.shown != self.start:
+    def clear(self) -> None:
+        """Erase the bar, if one is drawn; the next update draws it again."""
+        if self.drawn:
             sys.stderr.write("\r\x1b[K")
             sys.stderr.flush()
+            self.drawn = False
+
+    def before(self, say: Callable[[str], None]) -> Callable[[str], None]:
+        """`say`, clearing the bar before each message."""
+
+        def clear_then_say(message: str) -> None:
+            self.clear()
+            say(message)
+
+        return clear_then_say
+
+    close = clear
 
 
 def _total_bytes(paths: list[str]) -> int | None:

@@ -256,3 +256,28 @@ def test_progress_is_drawn_only_on_a_terminal(models_dir: Path, tmp_path: Path) 
     # Not a terminal (CliRunner, pipes, CI): nothing but the warning-free result.
     result = invoke("score", str(path), "--model", str(models_dir), "-f", "jsonl")
     assert result.stderr == ""
+
+
+def test_a_warning_clears_the_progress_bar_before_it_is_printed() -> None:
+    import io
+
+    from moderation.cli import _Progress
+
+    progress = _Progress(None)
+    said = []
+    say = progress.before(lambda message: said.append((message, stderr.getvalue())))
+    stderr = io.StringIO()
+    real, sys.stderr = sys.stderr, stderr
+    try:
+        say("before any bar")
+        progress.shown -= 1
+        progress.advance(20)
+        say("skipped: line 3")
+        say("and again")
+    finally:
+        sys.stderr = real
+    # Nothing to clear before the bar is drawn; after it, the line is erased once, before the first warning.
+    assert said[0] == ("before any bar", "")
+    assert "20 sentences" in said[1][1] and said[1][1].endswith("\r\x1b[K")
+    assert said[2][1] == said[1][1]
+    assert stderr.getvalue().count("\r\x1b[K") == 1
