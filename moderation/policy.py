@@ -246,15 +246,21 @@ def _line_of(raw: str, key: str, table: str | None) -> int:
     lines = raw.splitlines()
     start = 0
     if table is not None:
-        header = re.compile(r"\s*\[\s*" + r"\s*\.\s*".join(map(re.escape, table.split("."))) + r"\s*\]")
+        header = re.compile(r"\s*\[\s*" + r"\s*\.\s*".join(map(_toml_key, table.split("."))) + r"\s*\]")
         start = next((i + 1 for i, line in enumerate(lines) if header.match(line)), 0)
-    pattern = re.compile(r"\s*(?:\[\s*(?:categories\s*\.\s*)?)?" + re.escape(key) + r"\s*[=\].]")
+    pattern = re.compile(r"\s*(?:\[\s*(?:categories\s*\.\s*)?)?" + _toml_key(key) + r"\s*[=\].]")
     for i in range(start, len(lines)):
         if pattern.match(lines[i]):
             return i + 1
         if table is not None and i > start and lines[i].lstrip().startswith("["):
             break  # the next table: the key is not in this one
     return start or 1
+
+
+def _toml_key(key: str) -> str:
+    """A pattern for `key` as TOML may spell it: bare, or in double or single quotes."""
+    k = re.escape(key)
+    return f"(?:{k}|\"{k}\"|'{k}')"
 
 
 def review_thresholds(policy: Policy, flag: dict[str, float]) -> dict[str, float]:

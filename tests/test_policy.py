@@ -36,6 +36,11 @@ def test_a_copied_and_edited_policy_loads(tmp_path: Path) -> None:
         ('name = "x"\n', None, "no [categories"),
         ('[categories.a\ntitle = "A"\n', None, "invalid TOML"),
         ('[categories."Bad Id"]\ntitle = "A"\nrule = "r"\n', 1, "lower case"),
+        # Quoted keys and table names are the same keys to TOML; the line is still theirs, not their table's.
+        ('[categories.a]\ntitle = "A"\nrule = "r"\n\n"threshold" = 2\n', 5, "threshold must be"),
+        ("[categories.a]\ntitle = 'A'\nrule = 'r'\n'review_threshold' = -1\n", 4, "review_threshold must be"),
+        ('[ categories . "a" ]\ntitle = "A"\nrule = "r"\n"colour" = 1\n', 4, "unknown key 'colour'"),
+        ('[categories.b]\ntitle = "B"\nrule = "r"\n[categories.\'a\']\ntitle = "A"\n', 4, "'rule'"),
     ],
 )
 def test_bad_policies_name_the_line_and_key(toml: str, line: int | None, words: str) -> None:
