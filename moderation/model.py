@@ -1,8 +1,8 @@
 """A trained model: its card, its files, and loading them safely.
 
 A version directory holds `model.joblib` (the fitted scikit-learn pipeline, a pickle), `scorer.npz` (the same model
-compiled to arrays, see compiled.py) and `card.json`, which records the SHA-256 of both. Scoring needs only the
-arrays, loaded without pickle; the pipeline is unpickled, after its hash is checked, only for explanations.
+compiled to arrays, see compiled.py) and `card.json`, which records the SHA-256 of both, and of itself. Scoring needs
+only the arrays, loaded without pickle; the pipeline is unpickled, after its hash is checked, only for explanations.
 """
 
 from __future__ import annotations
@@ -139,6 +139,7 @@ def save_model(model: Model, directory: Path) -> Model:
             model.compiled.save(tmp / SCORER_FILE)
             card.update(scorer_file=SCORER_FILE, scorer_sha256=sha256_file(tmp / SCORER_FILE))
             files.append(SCORER_FILE)
+        card["card_sha256"] = card_digest(card)
         _write_synced(tmp / CARD_FILE, json.dumps(card, indent=2, sort_keys=False) + "\n")
         for name in files:
             _fsync_path(tmp / name)
@@ -152,6 +153,12 @@ def save_model(model: Model, directory: Path) -> Model:
         _remove_tree(tmp)  # interrupted: no half-written version is left behind
         raise
     return Model(card, pipeline=model.pipeline, compiled=model.compiled, path=directory)
+
+
+def card_digest(card: dict) -> str:
+    """SHA-256 of the card's content, its own checksum left out: any edit after training changes it."""
+    content = {k: v for k, v in card.items() if k != "card_sha256"}
+    return hashlib.sha256(json.dumps(content, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
 def read_card(directory: Path) -> dict:
@@ -183,7 +190,7 @@ def read_card(directory: Path) -> dict:
 # The card's other fields that loading reads, and what each must be (optional ones may be missing).
 _CARD_FIELDS = {
     "model_sha256": str, "version": str, "model_file": str, "scorer_file": (str, type(None)), "scorer_sha256": str,
-    "libraries": dict,
+    "libraries": dict, "card_sha256": str,
 }  # fmt: skip
 _KIND_NAMES = {str: "a string", (str, type(None)): "a string or null", dict: "an object"}
 
@@ -209,6 +216,11 @@ def load_model(directory: Path, warn: Callable[[str], None] | None = None) -> Mo
         if compiled is not None and len(compiled.intercept) != len(card["categories"]):
             raise ModelError(f"{directory / CARD_FILE}: names {len(card['categories'])} categories, its scorer scores "
                              f"{len(compiled.intercept)}")  # fmt: skip
+    # An edited card still loads when it is valid (checked above), but the scores then rest on numbers that training
+    # did not choose: say so. Cards written before the checksum have none and load silently.
+    if warn and "card_sha256" in card and card["card_sha256"] != card_digest(card):
+        warn(f"{directory / CARD_FILE} was edited after training (its checksum does not match); its thresholds are "
+             "used as they are: set thresholds in a policy instead")  # fmt: skip
     trained_with = card.get("libraries", {}).get("scikit-learn")
     if warn and trained_with:
         from importlib.metadata import version

@@ -9,9 +9,9 @@ import pytest
 
 from moderation.data import Example, LabelledSet, load_labelled
 from moderation.errors import ModelError
-from moderation.model import MODEL_FILE, SHOWN_GROUP, explain, load_model, save_model
+from moderation.model import MODEL_FILE, SHOWN_GROUP, card_digest, explain, load_model, save_model
 from moderation.policy import load_policy
-from moderation.registry import resolve
+from moderation.registry import default_models_dir, resolve
 from moderation.text import GROUP_TOKEN
 from moderation.training import build_pipeline, choose_threshold, train
 
@@ -99,10 +99,31 @@ def test_version_mismatch_warns(models_dir: Path, tmp_path: Path) -> None:
     version = copy_version(models_dir, tmp_path)
     card = json.loads((version / "card.json").read_text())
     card["libraries"]["scikit-learn"] = "0.0.1"
+    card["card_sha256"] = card_digest(card)  # as if it had been trained with that version
     (version / "card.json").write_text(json.dumps(card))
     warnings: list[str] = []
     load_model(version, warn=warnings.append)
     assert len(warnings) == 1 and "0.0.1" in warnings[0]
+
+
+def test_a_card_edited_after_training_loads_with_a_warning(models_dir: Path, tmp_path: Path) -> None:
+    version = copy_version(models_dir, tmp_path)
+    warnings: list[str] = []
+    load_model(version, warn=warnings.append)
+    assert warnings == []  # as saved: the checksum matches
+    card = json.loads((version / "card.json").read_text())
+    card["thresholds"]["threat"] = 0.99
+    (version / "card.json").write_text(json.dumps(card, indent=4))
+    model = load_model(version, warn=warnings.append)
+    assert model.card["thresholds"]["threat"] == 0.99
+    assert len(warnings) == 1 and "edited after training" in warnings[0]
+    # A card written before cards had a checksum loads silently; so does the shipped default's layout, re-indented.
+    del card["card_sha256"]
+    (version / "card.json").write_text(json.dumps(card))
+    load_model(version, warn=warnings.append)
+    assert len(warnings) == 1
+    shipped = json.loads((resolve(default_models_dir()) / "card.json").read_text())
+    assert shipped["card_sha256"] == card_digest(shipped)
 
 
 def test_save_never_overwrites(models_dir: Path, tmp_path: Path) -> None:
