@@ -71,87 +71,20 @@ _INITIALISM = re.compile(r"(?:[a-z]\.)+[a-z]")
 #: Words that end with a full stop without ending the sentence (lower case, without the final dot).
 ABBREVIATIONS = frozenset(
     [
-        "mr",
-        "mrs",
-        "ms",
-        "mx",
-        "dr",
-        "prof",
-        "sr",
-        "jr",
-        "st",
-        "mt",
-        "ft",
-        "rev",
-        "gen",
-        "col",
-        "lt",
-        "sgt",
-        "capt",
-        "cmdr",
-        "gov",
-        "sen",
-        "rep",
-        "hon",
-        "pres",
-        "vs",
-        "v",
-        "etc",
-        "al",
-        "approx",
-        "e.g",
-        "i.e",
-        "cf",
-        "viz",
-        "ca",
-        "est",
-        "dept",
-        "univ",
-        "inc",
-        "ltd",
-        "co",
-        "corp",
-        "bros",
-        "no",
-        "nos",
-        "vol",
-        "fig",
-        "figs",
-        "pp",
-        "para",
-        "sec",
-        "ch",
-        "art",
-        "jan",
-        "feb",
-        "mar",
-        "apr",
-        "jun",
-        "jul",
-        "aug",
-        "sep",
-        "sept",
-        "oct",
-        "nov",
-        "dec",
-        "mon",
-        "tue",
-        "tues",
-        "wed",
-        "thu",
-        "thur",
-        "thurs",
-        "fri",
-        "sat",
-        "sun",
-        "a.m",
-        "p.m",
-        "u.s",
-        "u.k",
-        "u.n",
-        "e.u",
+        "mr", "mrs", "ms", "mx", "dr", "prof", "sr", "jr", "st", "mt", "ft", "rev", "gen", "col", "lt", "sgt",
+        "capt", "cmdr", "gov", "sen", "rep", "hon", "pres", "vs", "v", "etc", "al", "approx", "e.g", "i.e", "cf",
+        "viz", "dept", "univ", "inc", "ltd", "co", "corp", "a.m", "p.m", "u.s", "u.k", "u.n", "e.u",
     ]
-)
+)  # fmt: skip
+#: Abbreviations that are also everyday words ("I told her no. I will..."): one only before a number ("No. 10",
+#: "Art. 5", "Sat. 14 June"), otherwise the end of a sentence.
+NUMBERED_ABBREVIATIONS = frozenset(
+    [
+        "ca", "est", "bros", "no", "nos", "vol", "fig", "figs", "pp", "para", "sec", "ch", "art", "jan", "feb",
+        "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "mon", "tue", "tues", "wed", "thu",
+        "thur", "thurs", "fri", "sat", "sun",
+    ]
+)  # fmt: skip
 
 
 def _is_boundary(text: str, match: re.Match[str]) -> bool:
@@ -168,10 +101,14 @@ def _is_boundary(text: str, match: re.Match[str]) -> bool:
     word = before.group(1).lstrip("\"'“‘([").lower()
     if word in ABBREVIATIONS or _INITIALISM.fullmatch(word):
         return False
+    if word in NUMBERED_ABBREVIATIONS:
+        return not nxt.isdigit()
     if word.isdigit() and len(word) <= 3 and _LINE_START.search(text, max(0, before.start() - 40), before.start()):
         return False  # "1. first item": a list number, not the end of a sentence
-    # A single capital before the dot is an initial ("J. Smith"), unless the sentence plainly ends there.
-    return not (len(word) == 1 and word.isalpha() and before.group(1)[-1].isupper() and nxt.isupper())
+    # A single capital before the dot is an initial ("J. Smith"), unless the sentence plainly ends there; "I" is the
+    # pronoun ("so do I. I will find you").
+    initial = len(word) == 1 and word.isalpha() and before.group(1)[-1].isupper() and before.group(1)[-1] != "I"
+    return not (initial and nxt.isupper())
 
 
 def _spans(text: str, begin: int, end: int) -> Iterator[tuple[int, int]]:

@@ -52,6 +52,14 @@ def texts(doc: str) -> list[str]:
         ("# Title\nbody text", ["# Title", "body text"]),
         ("one\r\ntwo", ["one\r\ntwo"]),
         ("J. Smith came. Then left.", ["J. Smith came.", "Then left."]),
+        # Abbreviations that are everyday words abbreviate only before a number, and "I" is no initial: a threat
+        # after "no." or "I." is a sentence of its own, not diluted into the one before.
+        ("I told her no. I will find you.", ["I told her no.", "I will find you."]),
+        ("so do I. I will find you.", ["so do I.", "I will find you."]),
+        (
+            "We went on Sat. It rained. See No. 10 and Art. 5, vol. 3.",
+            ["We went on Sat.", "It rained.", "See No. 10 and Art. 5, vol. 3."],
+        ),
         ("", []),
         ("   \n\n  ", []),
     ],
