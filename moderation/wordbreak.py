@@ -104,7 +104,8 @@ def break_words(text: str) -> str:
         words = split_token(token)
         if words == token or _joins_spaced_letters(text, start, match.end(), words):
             continue
-        if words.startswith("a ") and not text.startswith("#", start - 1):
+        # (start > 0: at the start of a batch, text[start - 1] would be the batch's last character.)
+        if words.startswith("a ") and not (start > 0 and text[start - 1] == "#"):
             # "akillthemall" is mostly a handle, "@killthemall", whose "@" the leet step read as an "a"; a hashtag
             # never is ("#adeadjewisagoodjew").
             continue

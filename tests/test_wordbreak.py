@@ -72,6 +72,15 @@ def test_a_handle_is_not_broken_into_words_but_a_hashtag_is() -> None:
     assert normalize("killyourself") == "kill yourself"  # a reflexive pronoun is a function word
 
 
+@given(st.lists(st.sampled_from(["akillthemall", "#akillthemall", "foo #", "ok", "#", "iwillkillyou"]), max_size=5))
+def test_a_text_is_normalised_the_same_whatever_its_batch(others: list[str]) -> None:
+    # A handle at the very start of a batch was once judged by the batch's last character, "#" or not.
+    from moderation.text import normalize_many
+
+    for text in ("akillthemall", "#akillthemall"):
+        assert normalize_many([text, *others])[0] == normalize(text)
+
+
 def test_every_unknown_token_is_tried_however_many_come_first() -> None:
     # Common hashtags before a phrase must not use up anything that would leave the phrase whole.
     line = "#instagood #photooftheday #nofilter #instadaily #qzxqzxqzxq iwillkillyou"
