@@ -27,11 +27,13 @@ RECORD_KEYS = (
     "lang",
 )  # fmt: skip
 
-# C0 and C1 controls, DEL, and the format characters that reorder or hide text on a terminal (bidi overrides and
-# isolates, zero-width characters): shown as visible escapes, never passed through.
+# C0 and C1 controls, DEL, surrogates, and every format character (Unicode category Cf: bidi overrides and isolates,
+# zero-width characters, invisible prepended marks) and filler that can reorder or hide text on a terminal: shown as
+# visible escapes, never passed through. tests/test_output.py checks every Cc, Cf and Cs code point.
 _UNSAFE = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u2028-\u202e"
-    "\u2060-\u206f\u3164\ufeff\uffa0\ufff0-\ufffb\U0001d173-\U0001d17a\U000e0000-\U000e0fff\ud800-\udfff]"
+    "[\x00-\x1f\x7f-\x9f\u00ad\u034f\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u115f\u1160\u17b4\u17b5"
+    "\u180b-\u180f\u200b-\u200f\u2028-\u202e\u2060-\u206f\u3164\ufeff\uffa0\ufff0-\ufffb\U000110bd\U000110cd"
+    "\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff\ud800-\udfff]"
 )
 
 
@@ -40,13 +42,15 @@ _LAYOUT = str.maketrans({"\n": " ", "\r": " ", "\t": " ", "\u2028": " ", "\u2029
 
 def printable(text: str) -> str:
     """`text` safe for a terminal: line breaks and tabs become spaces; other control and invisible characters
-    become `\\xNN` or `\\uNNNN` escapes."""
+    become `\\xNN`, `\\uNNNN` or `\\UNNNNNNNN` escapes."""
     return _UNSAFE.sub(_escape_char, text.translate(_LAYOUT))
 
 
 def _escape_char(m: re.Match[str]) -> str:
     code = ord(m.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def record(s: SentenceScore) -> dict:

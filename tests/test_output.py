@@ -70,6 +70,18 @@ def test_printable_keeps_ordinary_unicode() -> None:
     assert printable("a\x00b\x7fc\x9b") == "a\\x00b\\x7fc\\x9b"
 
 
+def test_printable_escapes_every_control_format_and_surrogate_code_point() -> None:
+    import unicodedata
+
+    layout = "\t\n\r"  # shown as spaces (above)
+    unsafe = [
+        chr(c) for c in range(0x110000) if unicodedata.category(chr(c)) in ("Cc", "Cf", "Cs") and chr(c) not in layout
+    ]
+    shown = [printable(f"k{ch}ill") for ch in unsafe]
+    assert [ch for ch, out in zip(unsafe, shown, strict=True) if ch in out or not out.startswith("k\\")] == []
+    assert printable("k\U0001bca0ill") == "k\\U0001bca0ill"  # astral escapes read back as one code point
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     text=st.text(),
