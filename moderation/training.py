@@ -159,7 +159,8 @@ def held_out_metrics(y: np.ndarray, p: np.ndarray, target_precision: float | Non
 
 
 def choose_threshold(y: np.ndarray, p: np.ndarray, target_precision: float | None = None) -> float:
-    """The threshold with the best F1, or the lowest whose precision reaches `target_precision`."""
+    """The lowest threshold whose precision reaches `target_precision`, or, without a target or when no threshold
+    reaches it, the one with the best F1 (`CategoryMetrics.precision` then shows the target was missed)."""
     order = np.argsort(-p, kind="stable")
     ps, ys = p[order], y[order]
     tp = np.cumsum(ys)
@@ -169,13 +170,15 @@ def choose_threshold(y: np.ndarray, p: np.ndarray, target_precision: float | Non
     tp, flagged, ps = tp[last], flagged[last], ps[last]
     precision = tp / flagged
     recall = tp / max(int(ys.sum()), 1)
+    # The score itself, not rounded: rounding up drops the boundary example and rounding down can take in a
+    # non-violation just below it, either of which can miss the target precision.
     if target_precision is not None:
         ok = np.flatnonzero(precision >= target_precision)
         if ok.size:
-            return round(float(ps[ok[-1]]), 4)
+            return float(ps[ok[-1]])
     f1 = np.where(tp > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0)
     # Ties go to the higher threshold: fewer flags for the same F1.
-    return round(float(ps[int(np.argmax(f1))]), 4)
+    return float(ps[int(np.argmax(f1))])
 
 
 def _rounded(m: CategoryMetrics) -> dict:

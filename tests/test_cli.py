@@ -153,6 +153,21 @@ def test_train_writes_a_version_and_promotes(small_data: Path, tmp_path: Path) -
     assert result.exit_code == 0, result.output
     assert (out / "CURRENT").read_text().strip() in {p.name for p in out.iterdir()}
     assert "threat" in result.stdout and "wrote" in result.stdout
+    assert "target precision" not in result.stderr  # the default policy's targets are reachable on this data
+
+
+def test_train_warns_when_a_target_precision_is_out_of_reach(small_data: Path, tmp_path: Path, monkeypatch) -> None:
+    import moderation.training
+    from moderation.policy import load_policy
+
+    # As if the folds had found no threshold with the policy's precision: the best-F1 fallback, here everything.
+    monkeypatch.setattr(moderation.training, "choose_threshold", lambda y, p, target_precision=None: 0.0)
+    result = invoke("train", "--data", str(small_data), "--out", str(tmp_path / "m"), "--folds", "3")
+    assert result.exit_code == 0, result.output
+    targets = {c.id: c.target_precision for c in load_policy().categories if c.target_precision is not None}
+    assert targets  # the default policy sets some
+    for cat, target in targets.items():
+        assert f"{cat}: no threshold reaches the policy's target precision {target}" in result.stderr
 
 
 @pytest.mark.parametrize("command", [[], ["score"], ["explain"], ["train"], ["models"]])

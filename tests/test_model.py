@@ -151,6 +151,17 @@ def test_choose_threshold_best_f1_and_target_precision() -> None:
     assert choose_threshold(y, p, target_precision=1.0) == 0.8
 
 
+def test_the_chosen_threshold_is_the_boundary_score_itself_not_a_rounding_of_it() -> None:
+    from moderation.training import held_out_metrics
+
+    # Rounded to four places, 0.50006 became 0.5001 (the boundary example dropped: precision 0.75) and 0.50004
+    # became 0.5 (a non-violation just below it let in: precision 0.8).
+    up = held_out_metrics(np.array([1, 0, 1, 1, 1]), np.array([0.9, 0.8, 0.7, 0.6, 0.50006]), 0.8)
+    assert up.threshold == 0.50006 and up.precision >= 0.8
+    down = held_out_metrics(np.array([1, 1, 1, 1, 0]), np.array([0.9, 0.8, 0.7, 0.50004, 0.50001]), 1.0)
+    assert down.threshold == 0.50004 and down.precision == 1.0
+
+
 def test_explain_names_words_of_the_sentence(models_dir: Path) -> None:
     model = load_model(resolve(models_dir))
     terms = explain(model, "I will k1ll you tonight", top=3)
