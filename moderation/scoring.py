@@ -79,6 +79,8 @@ class Rules:
     flag: dict[str, float]
     review: dict[str, float]
     guard: LanguageGuard | None
+    #: Decimal places of the scores reported (decisions are always made on the raw scores); None: raw.
+    digits: int | None = 4
 
     @classmethod
     def of(cls, policy: Policy, model: Model, threshold: float | None = None, guard: bool = True) -> Rules:
@@ -239,7 +241,10 @@ def _judge(batch: list[Item], model: Model, rules: Rules, windows: list[str] | N
         outcomes[i] = rules.outcome(texts[i], raw, langs[i][1])
     # Python's round, not numpy's: numpy scales by 10**4 first and can round a value near a half-way point the other
     # way.
-    return Judged(batch, cats, [[round(v, 4) for v in row] for row in picked.tolist()], langs, outcomes)
+    rows = picked.tolist()
+    if rules.digits is not None:
+        rows = [[round(v, rules.digits) for v in row] for row in rows]
+    return Judged(batch, cats, rows, langs, outcomes)
 
 
 def _with_terms(scores: list[SentenceScore], model: Model, with_terms: bool) -> list[SentenceScore]:
@@ -630,7 +635,8 @@ def post_scores(texts: Iterable[str], model: Model, rules: Rules) -> np.ndarray:
     out = np.zeros((len(texts), len(model.categories)))
     columns = [(model.categories.index(c), c) for c in rules.flag]
     docs = (Document("<posts>", str(i), iter((t,))) for i, t in enumerate(texts))
-    for s in score_documents(docs, model, rules):
+    # Raw scores: compared with the thresholds, rounded ones could decide otherwise than `score` does.
+    for s in score_documents(docs, model, dataclasses.replace(rules, digits=None)):
         row = out[int(s.doc_id)]
         for j, c in columns:
             row[j] = max(row[j], s.scores[c])

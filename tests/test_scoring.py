@@ -425,3 +425,33 @@ def test_a_post_in_one_chunk_is_cut_into_bounded_pieces(shipped_rules) -> None:
     cut = list(pieces([Document("post", "1", iter([text]))], rules, size=1000))
     assert "".join(p.text for p in cut) == text and len(cut) > 20
     assert max(len(p.text) for p in cut) <= 9 * 1000  # what a file read in blocks of that size gives at most
+
+
+def test_posts_are_scored_for_evaluation_on_the_raw_scores_score_decides_on(shipped_rules) -> None:
+    from moderation.scoring import post_scores
+
+    model, rules = shipped_rules
+    texts = [
+        "you are the worst",
+        "i will find you",
+        "what a lovely day",
+        "kill the process",
+        "shut up",
+        "typical",
+        "see you soon",
+        "burn it all",
+        "nice one",
+        "get out",
+        "they should go",
+        "so proud of you",
+    ]
+    raw = model.predict_proba(texts)[:, 0]
+    # A threshold between a raw score and its rounding to four places, where rounding goes up: `score` does not flag
+    # the sentence, so evaluation must not count it flagged either.
+    i = next(i for i, r in enumerate(raw) if round(r, 4) > r)
+    cat = model.categories[0]
+    tight = dataclasses.replace(rules, flag={**rules.flag, cat: round(float(raw[i]), 4)})
+    scored = post_scores([texts[i]], model, tight)[0, 0]
+    assert scored == pytest.approx(raw[i], abs=1e-9) and scored < tight.flag[cat]
+    (judged,) = score_documents([Document("<p>", "0", iter((texts[i],)))], model, tight)
+    assert cat not in judged.flagged and judged.scores[cat] == round(float(raw[i]), 4)
