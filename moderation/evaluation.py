@@ -30,9 +30,9 @@ class Mistake:
 class CategoryReport:
     category: str
     threshold: float
-    precision: float
-    recall: float
-    f1: float
+    precision: float | None  # None when nothing is flagged in this category: undefined, not 0
+    recall: float | None  # None when the data holds no violation of this category
+    f1: float | None  # None when the data holds no violation of this category
     roc_auc: float | None  # None when the data has only one class for this category
     pr_auc: float | None
     support: int
@@ -86,16 +86,19 @@ def evaluate(
         precision, recall, f1, _ = precision_recall_fscore_support(yj, dj, average="binary", zero_division=0)
         tn, fp, fn, tp = confusion_matrix(yj, dj, labels=[0, 1]).ravel()
         both = 0 < yj.sum() < len(yj)
+        # Undefined is not zero: with no violation in the data, recall and F1 say nothing; with nothing flagged,
+        # precision says nothing (F1 is then 0 if there were violations to catch).
+        support = int(yj.sum())
         reports.append(
             CategoryReport(
                 category=cat,
                 threshold=thresholds[cat],
-                precision=float(precision),
-                recall=float(recall),
-                f1=float(f1),
+                precision=float(precision) if tp + fp else None,
+                recall=float(recall) if support else None,
+                f1=float(f1) if support else None,
                 roc_auc=float(roc_auc_score(yj, pj)) if both else None,
                 pr_auc=float(average_precision_score(yj, pj)) if both else None,
-                support=int(yj.sum()),
+                support=support,
                 tp=int(tp),
                 fp=int(fp),
                 fn=int(fn),

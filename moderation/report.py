@@ -13,6 +13,10 @@ def _num(v: float | None, width: int = 6) -> str:
     return f"{'-':>{width}}" if v is None else f"{v:>{width}.3f}"
 
 
+def _change(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else round(a - b, 4)
+
+
 def evaluation_table(
     ev: Evaluation, other: Evaluation | None = None, names: tuple[str, str] = ("this", "other")
 ) -> str:
@@ -25,7 +29,7 @@ def evaluation_table(
         )
         for c in ev.categories:
             lines.append(
-                f"{c.category:<12} {c.threshold:>6.3f} {c.precision:>6.3f} {c.recall:>6.3f} {c.f1:>6.3f} "
+                f"{c.category:<12} {c.threshold:>6.3f} {_num(c.precision)} {_num(c.recall)} {_num(c.f1)} "
                 f"{_num(c.roc_auc)} {_num(c.pr_auc)} {c.support:>7} {c.tp:>5} {c.fp:>5} {c.fn:>5} {c.tn:>6}"
             )
     else:
@@ -74,5 +78,5 @@ def evaluation_json(ev: Evaluation, other: Evaluation | None = None) -> str:
 
     if other is None:
         return json.dumps(plain(ev), indent=2, ensure_ascii=False) + "\n"
-    change = {c.category: round(c.f1 - other.category(c.category).f1, 4) for c in ev.categories}
+    change = {c.category: _change(c.f1, other.category(c.category).f1) for c in ev.categories}
     return json.dumps({"this": plain(ev), "other": plain(other), "f1_change": change}, indent=2) + "\n"

@@ -79,11 +79,12 @@ def merge(
 
 
 def gate(current: Evaluation, candidate: Evaluation, margin: float) -> list[str]:
-    """Reasons to refuse the candidate: each category whose F1 falls by more than `margin`."""
+    """Reasons to refuse the candidate: each category whose F1 falls by more than `margin` (a category the data holds
+    no violation of has no F1 and cannot block)."""
     reasons = []
     for c in current.categories:
         new = candidate.category(c.category).f1
-        if new < c.f1 - margin:
+        if new is not None and c.f1 is not None and new < c.f1 - margin:
             reasons.append(f"{c.category} F1 falls from {c.f1:.3f} to {new:.3f} (more than the margin {margin:.3f})")
     return reasons
 

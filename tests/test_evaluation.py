@@ -43,9 +43,10 @@ def test_numbers_match_scikit_learn_computed_independently(models_dir: Path, tmp
         y = np.array([cat in labels for _, labels in HELD_OUT])
         pred = proba[:, j] >= thresholds[cat]
         report = ev.category(cat)
-        assert report.precision == precision_score(y, pred, zero_division=0)
-        assert report.recall == recall_score(y, pred, zero_division=0)
-        assert report.f1 == f1_score(y, pred, zero_division=0)
+        # Undefined metrics are None, not scikit-learn's zero_division stand-in.
+        assert report.precision == (precision_score(y, pred) if pred.any() else None)
+        assert report.recall == (recall_score(y, pred) if y.any() else None)
+        assert report.f1 == (f1_score(y, pred, zero_division=0) if y.any() else None)
         assert report.roc_auc == roc_auc_score(y, proba[:, j])
         assert report.pr_auc == average_precision_score(y, proba[:, j])
         assert (report.tp, report.fp, report.fn, report.tn) == (
@@ -155,10 +156,23 @@ def test_as_posts_scores_each_example_by_its_highest_sentence_in_context(models_
     for j, cat in enumerate(model.categories):
         y = np.array([cat in labels for _, labels in posts])
         got = next(r for r in report["categories"] if r["category"] == cat)
-        assert got["f1"] == f1_score(y, expected[:, j] >= thresholds[cat], zero_division=0)
+        assert got["f1"] == (f1_score(y, expected[:, j] >= thresholds[cat], zero_division=0) if y.any() else None)
         if 0 < y.sum() < len(y):
             assert got["roc_auc"] == roc_auc_score(y, expected[:, j])
     args = ["evaluate", "--data", str(path), "--model", str(models_dir), "-f", "json", "--worst", "0"]
     whole = json.loads(CliRunner().invoke(app, args).stdout)
     threat = [next(r for r in e["categories"] if r["category"] == "threat") for e in (whole, report)]
     assert threat[0]["tp"] < threat[1]["tp"]  # whole, the long first sentence dilutes the threat after it
+
+
+def test_metrics_a_category_cannot_have_here_are_missing_not_zero(models_dir: Path, tmp_path: Path) -> None:
+    from moderation.report import evaluation_json, evaluation_table
+
+    harmless = [(t, []) for t, labels in HELD_OUT if not labels]
+    data = load_labelled([write_jsonl(tmp_path / "harmless.jsonl", harmless)], load_policy().ids)
+    model = load_model(resolve(models_dir))
+    ev = evaluate(model, data, dict.fromkeys(model.categories, 2.0))  # nothing to catch, nothing flagged
+    assert all(c.precision is None and c.recall is None and c.f1 is None for c in ev.categories)
+    rows = [line.split() for line in evaluation_table(ev).splitlines()[2:6]]
+    assert all(row[2:5] == ["-", "-", "-"] for row in rows), rows
+    assert set(json.loads(evaluation_json(ev, ev))["f1_change"].values()) == {None}
