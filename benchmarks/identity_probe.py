@@ -98,10 +98,12 @@ def main() -> int:
     args = ap.parse_args()
     try:
         model = load_model(resolve(args.model or bundled_models_dir()))
+        by_category = model.thresholds(load_policy())  # a model without one of the policy's categories: an error
     except ModerationError as e:
         ap.exit(2, f"identity_probe: {e}\n")
-    policy = load_policy()
-    thresholds = np.array([model.thresholds(policy)[c] for c in model.categories])
+    if set(by_category) != set(model.categories):
+        ap.exit(2, f"identity_probe: model {model.version} scores categories the default policy does not have\n")
+    thresholds = np.array([by_category[c] for c in model.categories])
     neutral, per_template = flagged_share(model, thresholds, NEUTRAL)
     hateful, _ = flagged_share(model, thresholds, HATEFUL)
     everyday, per_everyday = flagged_share(model, thresholds, EVERYDAY, ADJECTIVES)

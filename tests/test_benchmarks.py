@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -224,3 +225,27 @@ def test_the_throughput_source_is_read_as_the_tool_reads_input(tmp_path: Path) -
     bad.write_text('{"text": "ok"}\n{"body": "no text"}\n', encoding="utf-8")
     with pytest.raises(SystemExit, match=r"bad.jsonl:2: not a JSON object with a string field 'text'"):
         throughput.read_posts(bad)
+
+
+def test_the_benchmarks_refuse_a_model_of_other_categories_in_one_line(small_data: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from moderation.cli import app
+    from moderation.policy import default_policy_text
+
+    # A model trained under a policy without incitement cannot be scored under the default policy.
+    head, rest = default_policy_text().split("[categories.incitement]")
+    three = tmp_path / "three.toml"
+    three.write_text(head + "[categories.hate]" + rest.split("[categories.hate]", 1)[1])
+    rows = [json.loads(line) for line in small_data.read_text().splitlines()]
+    data = tmp_path / "three.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows if "incitement" not in r["labels"]))
+    trained = CliRunner().invoke(app, ["train", "--data", str(data), "--policy", str(three),
+                                       "--out", str(tmp_path / "m"), "--folds", "3"])  # fmt: skip
+    assert trained.exit_code == 0, trained.output
+    model = str(next((tmp_path / "m").iterdir()))
+    probe = [sys.executable, str(ROOT / "benchmarks" / "identity_probe.py"), "--model", model]
+    for done in (run("--c", "", "--default-model", "--model", model),
+                 subprocess.run(probe, capture_output=True, text=True, timeout=120)):  # fmt: skip
+        assert done.returncode == 2 and done.stdout == "", done.stderr
+        assert "has no category incitement" in done.stderr and "Traceback" not in done.stderr
