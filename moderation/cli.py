@@ -536,6 +536,7 @@ def train(
     from .data import load_labelled
     from .policy import load_policy
     from .registry import add_version, check_writable, set_current
+    from .training import missed_targets
     from .training import train as train_model
 
     with errors_to_exit():
@@ -561,11 +562,8 @@ def train(
                 f"{cat:<12} {m.threshold:>9.3f} {m.precision:>9.3f} {m.recall:>7.3f} {m.f1:>6.3f} "
                 f"{m.roc_auc:>7.3f} {m.brier:>6.3f} {m.support:>7}"
             )
-        for cat, m in metrics.items():
-            target = policy.category(cat).target_precision
-            if target is not None and m.precision < target:
-                warn(f"{cat}: no threshold reaches the policy's target precision {target} on the held-out folds; "
-                     f"using the one with the best F1 (precision {m.precision:.3f})")  # fmt: skip
+        for message in missed_targets(metrics, policy):
+            warn(message)
         typer.echo(f"wrote {saved.path}{' (current)' if promote else ''}")
 
 

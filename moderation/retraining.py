@@ -15,7 +15,7 @@ from .model import Model, load_model
 from .policy import Policy
 from .registry import CURRENT, add_version, bundled_models_dir, check_writable, resolve, set_current
 from .text import normalize_many
-from .training import train
+from .training import missed_targets, train
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +116,9 @@ def retrain(
     current_dir = resolve(models_dir) if (models_dir / CURRENT).is_file() else resolve(bundled_models_dir())
     current = load_model(current_dir, warn=warn)
     say(f"training the candidate on {len(training.examples)} sentences ({merged.reviewed_train} reviewed)")
-    trained, _ = train(training, policy, seed=seed, n_jobs=n_jobs, progress=say)
+    trained, metrics = train(training, policy, seed=seed, n_jobs=n_jobs, progress=say)
+    for message in missed_targets(metrics, policy) if warn else ():
+        warn(message)
     # Stored before the comparison, so a refused candidate can still be inspected (and promoted by hand).
     saved = add_version(models_dir, trained)
     say(f"evaluating both models on {len(held_out.examples)} held-out sentences")

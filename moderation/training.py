@@ -158,6 +158,17 @@ def held_out_metrics(y: np.ndarray, p: np.ndarray, target_precision: float | Non
     )
 
 
+def missed_targets(metrics: dict[str, CategoryMetrics], policy: Policy) -> list[str]:
+    """One message per category whose policy target precision no threshold reached on the held-out folds."""
+    out = []
+    for cat, m in metrics.items():
+        target = policy.category(cat).target_precision
+        if target is not None and m.precision < target:
+            out.append(f"{cat}: no threshold reaches the policy's target precision {target} on the held-out folds; "
+                       f"using the one with the best F1 (precision {m.precision:.3f})")  # fmt: skip
+    return out
+
+
 def choose_threshold(y: np.ndarray, p: np.ndarray, target_precision: float | None = None) -> float:
     """The lowest threshold whose precision reaches `target_precision`, or, without a target or when no threshold
     reaches it, the one with the best F1 (`CategoryMetrics.precision` then shows the target was missed)."""

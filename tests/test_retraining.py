@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from moderation.cli import app
 from moderation.data import Example, LabelledSet, load_labelled, write_labelled
 from moderation.model import load_model
-from moderation.policy import default_policy_text, parse_policy
+from moderation.policy import default_policy_text, load_policy, parse_policy
 from moderation.registry import CURRENT, add_version, current_name, list_versions, resolve, set_current
 from moderation.retraining import retrain, split_reviewed
 from moderation.training import train
@@ -213,3 +213,18 @@ def test_a_reviewers_label_wins_over_a_test_files_and_is_evaluated_not_trained_o
     assert [e.text for e in merged.training] == ["hello"]
     assert {e.text: e.labels for e in merged.held_out} == {"you are toast": frozenset(), "see you at 6": frozenset()}
     assert (merged.reviewed_train, merged.reviewed_held_out) == (0, 1)
+
+
+def test_retrain_warns_when_a_target_precision_is_out_of_reach(
+    workspace: tuple[Path, Path], small_data: Path, monkeypatch
+) -> None:
+    import moderation.training
+
+    models, test = workspace
+    policy = load_policy()
+    # As if the folds had found no threshold with the policy's precision: the best-F1 fallback, here everything.
+    monkeypatch.setattr(moderation.training, "choose_threshold", lambda y, p, target_precision=None: 0.0)
+    said: list[str] = []
+    retrain(models, [small_data], [test], REVIEWED_GOOD, policy, held_out_share=0.0, warn=said.append)
+    targets = [c.id for c in policy.categories if c.target_precision is not None]
+    assert targets and all(any(m.startswith(f"{c}: no threshold reaches") for m in said) for c in targets)
