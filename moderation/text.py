@@ -65,6 +65,7 @@ _TERMINATOR = re.compile(r"[.!?…。！？](?<![.!?…。！？][.!?…。！�
 _TO_LAST_SPACE = re.compile(r".*\s", re.DOTALL)  # greedy: backtracks from the end to the last white space
 _NEXT_VISIBLE = re.compile(r"\s*(\S?)")
 _WORD_BEFORE = re.compile(r"(\S{1,40})$")
+_NEXT_INITIAL = re.compile(r"\s*[A-Z]\.")
 _LINE_START = re.compile(r"(?:^|[\r\n])[ \t]*$")
 _INITIALISM = re.compile(r"(?:[a-z]\.)+[a-z]")
 
@@ -73,18 +74,14 @@ ABBREVIATIONS = frozenset(
     [
         "mr", "mrs", "ms", "mx", "dr", "prof", "sr", "jr", "st", "mt", "ft", "rev", "gen", "col", "lt", "sgt",
         "capt", "cmdr", "gov", "sen", "rep", "hon", "pres", "vs", "v", "etc", "al", "approx", "e.g", "i.e", "cf",
-        "viz", "dept", "univ", "inc", "ltd", "co", "corp", "a.m", "p.m", "u.s", "u.k", "u.n", "e.u",
+        "viz", "ca", "est", "dept", "univ", "inc", "ltd", "co", "corp", "bros", "nos", "vol", "fig", "figs", "pp",
+        "para", "ch", "feb", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "tue", "tues", "thu",
+        "thur", "thurs", "fri", "a.m", "p.m", "u.s", "u.k", "u.n", "e.u",
     ]
 )  # fmt: skip
-#: Abbreviations that are also everyday words ("I told her no. I will..."): one only before a number ("No. 10",
-#: "Art. 5", "Sat. 14 June"), otherwise the end of a sentence.
-NUMBERED_ABBREVIATIONS = frozenset(
-    [
-        "ca", "est", "bros", "no", "nos", "vol", "fig", "figs", "pp", "para", "sec", "ch", "art", "jan", "feb",
-        "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "mon", "tue", "tues", "wed", "thu",
-        "thur", "thurs", "fri", "sat", "sun",
-    ]
-)  # fmt: skip
+#: Abbreviations that are also everyday words or names ("I told her no. I will..."): one only before a number
+#: ("No. 10", "Art. 5", "Sat. 14 June"), otherwise the end of a sentence.
+NUMBERED_ABBREVIATIONS = frozenset(["no", "art", "sec", "jan", "mar", "mon", "wed", "sat", "sun"])
 
 
 def _is_boundary(text: str, match: re.Match[str]) -> bool:
@@ -106,8 +103,11 @@ def _is_boundary(text: str, match: re.Match[str]) -> bool:
     if word.isdigit() and len(word) <= 3 and _LINE_START.search(text, max(0, before.start() - 40), before.start()):
         return False  # "1. first item": a list number, not the end of a sentence
     # A single capital before the dot is an initial ("J. Smith"), unless the sentence plainly ends there; "I" is the
-    # pronoun ("so do I. I will find you").
-    initial = len(word) == 1 and word.isalpha() and before.group(1)[-1].isupper() and before.group(1)[-1] != "I"
+    # pronoun ("so do I. I will find you") unless another initial follows ("I. M. Pei").
+    capital = before.group(1)[-1]
+    initial = len(word) == 1 and word.isalpha() and capital.isupper()
+    if initial and capital == "I":
+        initial = _NEXT_INITIAL.match(text, match.end()) is not None
     return not (initial and nxt.isupper())
 
 

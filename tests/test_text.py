@@ -56,6 +56,8 @@ def texts(doc: str) -> list[str]:
         # after "no." or "I." is a sentence of its own, not diluted into the one before.
         ("I told her no. I will find you.", ["I told her no.", "I will find you."]),
         ("so do I. I will find you.", ["so do I.", "I will find you."]),
+        # ...but abbreviations that are no words, and initials after "I", still do not end one.
+        ("Warner Bros. Pictures and I. M. Pei met on Oct. 3.", ["Warner Bros. Pictures and I. M. Pei met on Oct. 3."]),
         (
             "We went on Sat. It rained. See No. 10 and Art. 5, vol. 3.",
             ["We went on Sat.", "It rained.", "See No. 10 and Art. 5, vol. 3."],
