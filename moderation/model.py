@@ -158,7 +158,9 @@ def save_model(model: Model, directory: Path) -> Model:
 def card_digest(card: dict) -> str:
     """SHA-256 of the card's content, its own checksum left out: any edit after training changes it."""
     content = {k: v for k, v in card.items() if k != "card_sha256"}
-    return hashlib.sha256(json.dumps(content, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    # ASCII JSON: any string, even one holding a lone surrogate (a policy named after an undecodable file name),
+    # has one encoding.
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode("ascii")).hexdigest()
 
 
 def read_card(directory: Path) -> dict:

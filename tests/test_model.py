@@ -126,6 +126,18 @@ def test_a_card_edited_after_training_loads_with_a_warning(models_dir: Path, tmp
     assert shipped["card_sha256"] == card_digest(shipped)
 
 
+def test_a_card_holding_a_lone_surrogate_has_a_checksum_and_loads(models_dir: Path, tmp_path: Path) -> None:
+    # A policy named after a file name that is not UTF-8 ("p\udcff.toml") puts a lone surrogate into the card.
+    version = copy_version(models_dir, tmp_path)
+    card = json.loads((version / "card.json").read_text())
+    card["policy"] = "p\udcff"
+    card["card_sha256"] = card_digest(card)
+    (version / "card.json").write_text(json.dumps(card))
+    warnings: list[str] = []
+    assert load_model(version, warn=warnings.append).card["policy"] == "p\udcff"
+    assert warnings == []
+
+
 def test_save_never_overwrites(models_dir: Path, tmp_path: Path) -> None:
     model = load_model(resolve(models_dir))
     save_model(model, tmp_path / "v1")
