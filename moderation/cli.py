@@ -272,8 +272,10 @@ def score(
         rules = Rules.of(policy, model, threshold, guard=not no_language_guard)
         skipped = []
         progress = _Progress(_total_bytes(paths)) if sys.stderr.isatty() else None
-        # A warning in mid-run clears the bar first, or it would be printed onto the bar's line.
+        # A warning in mid-run clears the bar first, or it would be printed onto the bar's line; so does output to the
+        # same terminal.
         say = progress.before(warn) if progress else warn
+        clear_for_output = progress.clear if progress and sys.stdout.isatty() else None
 
         def skip(error: ModerationError) -> None:
             skipped.append(error)
@@ -301,6 +303,8 @@ def score(
                     trim_heap()
                 if queue_to:
                     queue_to.add_batch(batch)  # before it is shown: a flag on the screen is in the queue
+                if clear_for_output:
+                    clear_for_output()
                 if rendered:
                     for lines, base in batch:
                         writer.write_rendered(lines, base)
@@ -320,6 +324,8 @@ def score(
             # The queue first: the last sentence, held back for its context, is queued even if the output's last
             # write (a closing bracket, the summary) fails.
             added = queue_to.close() if queue_to else None
+            if progress:
+                progress.close()  # before the summary and the queue's count, which would print onto the bar
             writer.close()
             if queue_to:
                 typer.echo(f"queued {added} new sentence(s) for review in {db}", err=True)

@@ -296,3 +296,36 @@ def test_a_warning_clears_the_progress_bar_before_it_is_printed() -> None:
     assert "20 sentences" in said[1][1] and said[1][1].endswith("\r\x1b[K")
     assert said[2][1] == said[1][1]
     assert stderr.getvalue().count("\r\x1b[K") == 1
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+def test_on_a_terminal_nothing_is_printed_onto_the_progress_bar(models_dir: Path, tmp_path: Path) -> None:
+    import os
+    import pty
+    import re
+    import subprocess
+
+    doc = tmp_path / "big.txt"
+    doc.write_text("I will find you after work. The weather is lovely today.\n\n" * 6000)
+    leader, follower = pty.openpty()
+    command = [sys.executable, "-m", "moderation", "score", str(doc), "--model", str(models_dir), "-f", "jsonl",
+               "--only-flagged", "--queue", "--db", str(tmp_path / "q.db")]  # fmt: skip
+    # stdout and stderr on the same terminal, as when a person runs it interactively.
+    with subprocess.Popen(command, stdin=follower, stdout=follower, stderr=follower, cwd=tmp_path) as proc:
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(leader, 1 << 16)
+            except OSError:  # the terminal closed when the process ended
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        assert proc.wait(timeout=120) in (0, 1)
+    os.close(leader)
+    screen = b"".join(chunks).decode()
+    assert "sentences, " in screen, "no progress bar was drawn"  # the run lasted long enough to draw one
+    # After the bar's text ("... 12,345/s "), the line is erased ("\r\x1b[K") or redrawn ("\r"): never another text.
+    assert not re.search(r"/s (?!\r)", screen), re.findall(r".{40}/s (?!\r).{40}", screen)[:3]
+    assert "\r\x1b[Kqueued 1 new sentence(s)" in screen  # one sentence, queued once, on a line of its own
