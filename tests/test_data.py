@@ -135,7 +135,14 @@ KINDS = {
 
 
 #: Held-out probes, each written for one round by a writer who saw none of its training lines (data/README.md).
-PROBES = ("games.jsonl", "addressed.jsonl", "public_figures.jsonl", "rallying.jsonl", "short_replies.jsonl")
+PROBES = (
+    "games.jsonl",
+    "addressed.jsonl",
+    "public_figures.jsonl",
+    "rallying.jsonl",
+    "short_replies.jsonl",
+    "common_words.jsonl",
+)
 #: Every file the model is not trained on.
 HELD_OUT = ("test.jsonl", "veiled.jsonl", "functional.jsonl", *PROBES)
 
