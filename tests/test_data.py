@@ -143,6 +143,7 @@ PROBES = (
     "short_replies.jsonl",
     "common_words.jsonl",
     "unprotected_groups.jsonl",
+    "negated_groups.jsonl",
 )
 #: Every file the model is not trained on.
 HELD_OUT = ("test.jsonl", "veiled.jsonl", "functional.jsonl", *PROBES)
