@@ -153,7 +153,7 @@ def main() -> int:
     try:
         shipped = load_model(resolve(args.model or bundled_models_dir())) if args.default_model else None
         if shipped is not None:
-            Rules.of(load_policy(), shipped)  # a model without one of the policy's categories: an error, here
+            shipped.thresholds(load_policy())  # a model without one of the policy's categories: an error, here
     except ModerationError as e:
         ap.exit(2, f"tweeteval: {e}\n")
     root = args.shared / "data" / "tweeteval"
