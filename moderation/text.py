@@ -80,7 +80,8 @@ ABBREVIATIONS = frozenset(
     ]
 )  # fmt: skip
 #: Abbreviations that are also everyday words or names ("I told her no. I will..."): one only before a number
-#: ("No. 10", "Art. 5", "Sat. 14 June"), otherwise the end of a sentence.
+#: ("No. 10", "Art. 5", "Sat. 14 June") or, written with a capital, before a lower-case word ("Sat. and Sun."),
+#: otherwise the end of a sentence.
 NUMBERED_ABBREVIATIONS = frozenset(["no", "art", "sec", "jan", "mar", "mon", "wed", "sat", "sun"])
 
 
@@ -99,7 +100,9 @@ def _is_boundary(text: str, match: re.Match[str]) -> bool:
     if word in ABBREVIATIONS or _INITIALISM.fullmatch(word):
         return False
     if word in NUMBERED_ABBREVIATIONS:
-        return not nxt.isdigit()
+        # Lower case after the capitalised name reads as the sentence going on; after "no." it may be someone who
+        # does not capitalise ("i said no. he left"), so there it ends one.
+        return not (nxt.isdigit() or (nxt.islower() and before.group(1).lstrip("\"'“‘([")[:1].isupper()))
     if word.isdigit() and len(word) <= 3 and _LINE_START.search(text, max(0, before.start() - 40), before.start()):
         return False  # "1. first item": a list number, not the end of a sentence
     # A single capital before the dot is an initial ("J. Smith"), unless the sentence plainly ends there; "I" is the

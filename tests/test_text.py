@@ -62,6 +62,9 @@ def texts(doc: str) -> list[str]:
             "We went on Sat. It rained. See No. 10 and Art. 5, vol. 3.",
             ["We went on Sat.", "It rained.", "See No. 10 and Art. 5, vol. 3."],
         ),
+        # Written with a capital and followed by a lower-case word, such a name is the abbreviation.
+        ("Open Sat. and Sun. from nine.", ["Open Sat. and Sun. from nine."]),
+        ("i said no. he left. I said No. and meant it.", ["i said no.", "he left.", "I said No. and meant it."]),
         ("", []),
         ("   \n\n  ", []),
     ],
