@@ -316,22 +316,20 @@ def score(
                 if progress:
                     progress.advance(scored)
         except BaseException:
+            if progress:
+                progress.close()  # before the error's line, which would print onto the bar
             writer.abort()  # what was written stays written; no summary or closing bracket pretends it finished
             if queue_to:
                 queue_to.abort()
             raise
-        else:
-            # The queue first: the last sentence, held back for its context, is queued even if the output's last
-            # write (a closing bracket, the summary) fails.
-            added = queue_to.close() if queue_to else None
-            if progress:
-                progress.close()  # before the summary and the queue's count, which would print onto the bar
-            writer.close()
-            if queue_to:
-                typer.echo(f"queued {added} new sentence(s) for review in {db}", err=True)
-        finally:
-            if progress:
-                progress.close()
+        if progress:
+            progress.close()  # before the summary, the queue's count or an error, which would print onto the bar
+        # The queue first: the last sentence, held back for its context, is queued even if the output's last write
+        # (a closing bracket, the summary) fails.
+        added = queue_to.close() if queue_to else None
+        writer.close()
+        if queue_to:
+            typer.echo(f"queued {added} new sentence(s) for review in {db}", err=True)
         if skipped:
             warn(f"skipped {len(skipped)} bad record(s)")
         if writer.flags:

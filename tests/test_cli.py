@@ -298,21 +298,19 @@ def test_a_warning_clears_the_progress_bar_before_it_is_printed() -> None:
     assert stderr.getvalue().count("\r\x1b[K") == 1
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
-def test_on_a_terminal_nothing_is_printed_onto_the_progress_bar(models_dir: Path, tmp_path: Path) -> None:
+def _on_a_terminal(command: list[str], cwd: Path, stdout: Path | None = None) -> tuple[int, str]:
+    """Run `command` with stdin, stdout and stderr on one pseudo-terminal, as a person runs it (or stdout to a
+    file): its exit code and what the terminal received."""
     import os
     import pty
-    import re
     import subprocess
 
-    doc = tmp_path / "big.txt"
-    doc.write_text("I will find you after work. The weather is lovely today.\n\n" * 6000)
     leader, follower = pty.openpty()
-    command = [sys.executable, "-m", "moderation", "score", str(doc), "--model", str(models_dir), "-f", "jsonl",
-               "--only-flagged", "--queue", "--db", str(tmp_path / "q.db")]  # fmt: skip
-    # stdout and stderr on the same terminal, as when a person runs it interactively.
-    with subprocess.Popen(command, stdin=follower, stdout=follower, stderr=follower, cwd=tmp_path) as proc:
+    out = stdout.open("wb") if stdout else follower
+    with subprocess.Popen(command, stdin=follower, stdout=out, stderr=follower, cwd=cwd) as proc:
         os.close(follower)
+        if stdout:
+            out.close()
         chunks = []
         while True:
             try:
@@ -322,10 +320,40 @@ def test_on_a_terminal_nothing_is_printed_onto_the_progress_bar(models_dir: Path
             if not chunk:
                 break
             chunks.append(chunk)
-        assert proc.wait(timeout=120) in (0, 1)
+        code = proc.wait(timeout=120)
     os.close(leader)
-    screen = b"".join(chunks).decode()
+    return code, b"".join(chunks).decode()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+def test_on_a_terminal_nothing_is_printed_onto_the_progress_bar(models_dir: Path, tmp_path: Path) -> None:
+    import re
+
+    doc = tmp_path / "big.txt"
+    doc.write_text("I will find you after work. The weather is lovely today.\n\n" * 6000)
+    command = [sys.executable, "-m", "moderation", "score", str(doc), "--model", str(models_dir), "-f", "jsonl",
+               "--only-flagged", "--queue", "--db", str(tmp_path / "q.db")]  # fmt: skip
+    code, screen = _on_a_terminal(command, tmp_path)
+    assert code in (0, 1)
     assert "sentences, " in screen, "no progress bar was drawn"  # the run lasted long enough to draw one
     # After the bar's text ("... 12,345/s "), the line is erased ("\r\x1b[K") or redrawn ("\r"): never another text.
     assert not re.search(r"/s (?!\r)", screen), re.findall(r".{40}/s (?!\r).{40}", screen)[:3]
     assert "\r\x1b[Kqueued 1 new sentence(s)" in screen  # one sentence, queued once, on a line of its own
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+def test_on_a_terminal_an_error_in_mid_run_is_not_printed_onto_the_progress_bar(
+    models_dir: Path, tmp_path: Path
+) -> None:
+    posts = tmp_path / "posts.jsonl"
+    with posts.open("w") as f:
+        for i in range(20000):
+            f.write(json.dumps({"id": i, "text": "The weather is lovely today. See you at the match."}) + "\n")
+        f.write("{not json\n")
+    command = [sys.executable, "-m", "moderation", "score", str(posts), "--model", str(models_dir), "-f", "jsonl"]
+    # Output to a file: the bar is not cleared for it, so only the error path clears it.
+    code, screen = _on_a_terminal(command, tmp_path, stdout=tmp_path / "out.jsonl")
+    assert code == 2 and len((tmp_path / "out.jsonl").read_text().splitlines()) > 1000
+    assert "sentences, " in screen, "no progress bar was drawn"
+    before, error = screen.split("moderation: error:")
+    assert before.endswith("\r\x1b[K") and "posts.jsonl:20001: invalid JSON" in error, screen[-300:]
