@@ -723,14 +723,14 @@ def models_promote(
 
 @models_app.command("rollback")
 def models_rollback(models_dir: ModelsDirOption = None) -> None:
-    """Make the previously promoted version current again.
+    """Make the previously promoted version current again (after verifying that it loads).
 
     Example: moderation models rollback --dir models
     """
     from .registry import rollback
 
     with errors_to_exit():
-        typer.echo(f"current: {rollback(_models_dir(models_dir))}")
+        typer.echo(f"current: {rollback(_models_dir(models_dir), warn=warn)}")
 
 
 @policy_app.command("check")

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 
 from .errors import ModelError
-from .model import CARD_FILE, Model, read_card, save_model
+from .model import CARD_FILE, Model, load_model, read_card, save_model
 
 CURRENT = "CURRENT"
 HISTORY = "HISTORY"
@@ -159,14 +160,16 @@ def promoted_stack(models_dir: Path) -> list[str]:
     return stack
 
 
-def rollback(models_dir: Path) -> str:
-    """Make the version that was current before the present one current again; returns its name."""
+def rollback(models_dir: Path, warn: Callable[[str], None] | None = None) -> str:
+    """Make the version that was current before the present one current again, after checking that it loads (`warn`
+    gets what loading it warns of); returns its name."""
     now = current_name(models_dir)
     stack = [v for v in promoted_stack(models_dir) if (models_dir / v / CARD_FILE).is_file()]
     while stack and stack[-1] != now:
         stack.pop()  # a logged switch that never happened
     if len(stack) < 2:
         raise ModelError(f"{models_dir}: no earlier version to roll back to from {now}")
+    load_model(models_dir / stack[-2], warn=warn)  # as promote does: never make current a version that cannot score
     set_current(models_dir, stack[-2], action="rollback")
     return stack[-2]
 

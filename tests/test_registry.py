@@ -26,6 +26,17 @@ def test_promote_and_rollback(models_dir: Path, tmp_path: Path) -> None:
         rollback(tmp_path)
 
 
+def test_rollback_refuses_a_version_that_no_longer_loads(models_dir: Path, tmp_path: Path) -> None:
+    model = load_model(resolve(models_dir))
+    a = add_version(tmp_path, model, "a")
+    set_current(tmp_path, a.version)
+    set_current(tmp_path, add_version(tmp_path, model, "b").version)
+    (a.path / "scorer.npz").write_bytes(b"garbage")
+    with pytest.raises(ModelError, match="does not match"):
+        rollback(tmp_path)
+    assert current_name(tmp_path) == "b"  # still the version that scores
+
+
 def test_promote_takes_a_completed_directory_name_and_refuses_paths(models_dir: Path, tmp_path: Path) -> None:
     model = load_model(resolve(models_dir))
     add_version(tmp_path, model, "a")
