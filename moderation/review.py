@@ -8,6 +8,7 @@ people working at once never get the same item; a decision on an item someone el
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -24,8 +25,8 @@ from pathlib import Path
 from .data import Example
 from .errors import ModerationError
 from .scoring import SentenceScore
+from .text import normalize_many
 
-SCHEMA_VERSION = 2
 LEASE_SECONDS = 600
 BUSY_TIMEOUT_MS = 5000
 ORDERS = ("uncertainty", "score", "oldest")
@@ -212,10 +213,18 @@ def _m2_sentence_index(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX items_text ON items(text)")
 
 
+def _m3_resolved_source(db: sqlite3.Connection) -> None:
+    # The source as resolved when the item was queued: resolving the typed path later, from another working
+    # directory, names another file. Items queued before keep NULL and are resolved as typed.
+    db.execute("ALTER TABLE items ADD COLUMN source_key TEXT")
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = [
     ("initial", _m1_initial),
     ("sentence index", _m2_sentence_index),
+    ("resolved source", _m3_resolved_source),
 ]
+SCHEMA_VERSION = len(MIGRATIONS)
 
 
 class ReviewStore:
@@ -244,16 +253,16 @@ class ReviewStore:
             )
             applied = {row[0] for row in self.db.execute("SELECT id FROM migrations")}
             newest = max(applied, default=0)
-            if newest > len(MIGRATIONS):
+            if newest > SCHEMA_VERSION:
                 raise ReviewError(
                     f"{self.path}: review database has schema version {newest}, newer than this moderation "
-                    f"({len(MIGRATIONS)}); upgrade moderation to open it"
+                    f"({SCHEMA_VERSION}); upgrade moderation to open it"
                 )
             for number, (name, step) in enumerate(MIGRATIONS, 1):
                 if number not in applied:
                     step(self.db)
                     self.db.execute("INSERT INTO migrations VALUES (?, ?, ?)", (number, name, _now()))
-            self.db.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+            self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _write(self) -> _Transaction:
         return _Transaction(self.db, self.path)
@@ -274,10 +283,12 @@ class ReviewStore:
         with self._write():
             for it in items:
                 source = source_of(it.source)
-                # The same text in the same document of the same source, wherever it now sits: the column keeps
-                # each path as typed, so sources are compared as resolved.
-                same = self.db.execute("SELECT source FROM items WHERE text = ? AND doc_id IS ?", (it.text, it.doc_id))
-                if any(source_of(row[0]) == source for row in same):
+                # The same text in the same document of the same source, wherever it now sits: sources are compared
+                # as resolved when they were queued (the `source` column keeps each path as typed).
+                same = self.db.execute(
+                    "SELECT source, source_key FROM items WHERE text = ? AND doc_id IS ?", (it.text, it.doc_id)
+                )
+                if any((row["source_key"] or source_of(row["source"])) == source for row in same):
                     continue  # a reviewer has it, or has decided it: an edit elsewhere in the file changes nothing
                 # Before a JSON Lines post without an id took its line number, it was queued with no id at all.
                 legacy = _key(it.source, None, it)
@@ -288,12 +299,12 @@ class ReviewStore:
                 cursor = self.db.execute(
                     "INSERT OR IGNORE INTO items (key, source, doc_id, sentence_index, start, end, line, col, text, "
                     "before, after, model_version, scores, thresholds, flagged, terms, reason, top_score, margin, "
-                    "enqueued_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "enqueued_at, source_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         key, it.source, it.doc_id, it.index, it.start, it.end, it.line, it.col, it.text,
                         it.before, it.after, it.model_version, json.dumps(it.scores), json.dumps(it.thresholds),
                         json.dumps(list(it.flagged)), json.dumps(it.terms), it.reason,
-                        max(it.scores.values(), default=0.0), margin, _now(),
+                        max(it.scores.values(), default=0.0), margin, _now(), source,
                     ),
                 )  # fmt: skip
                 added += cursor.rowcount
@@ -441,57 +452,87 @@ class ReviewStore:
         return stack[-1][1] if stack else None
 
     def _row(self, item_id: int) -> sqlite3.Row:
-        row = self.db.execute("SELECT * FROM items WHERE id = ?", (item_id,)).fetchone()
+        with self._reading():
+            row = self.db.execute("SELECT * FROM items WHERE id = ?", (item_id,)).fetchone()
         if row is None:
             raise ReviewError(f"no item {item_id} in {self.path}")
         return row
 
     # --- reading -----------------------------------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        """A read outside a transaction: a damaged database is a `ReviewError` here too, as in `_write`."""
+        try:
+            yield
+        except sqlite3.Error as e:
+            raise _db_error(self.path, e) from None
+        except (ValueError, TypeError) as e:  # a stored value SQLite could read but that is not what was written
+            raise ReviewError(f"{self.path}: a damaged record in the review database ({e})") from None
+
     def get(self, item_id: int) -> Item:
-        return _item(self._row(item_id))
+        row = self._row(item_id)
+        with self._reading():
+            return _item(row)
 
     def items(self) -> Iterator[Item]:
-        for row in self.db.execute("SELECT * FROM items ORDER BY id"):
-            yield _item(row)
+        with self._reading():
+            for row in self.db.execute("SELECT * FROM items ORDER BY id"):
+                yield _item(row)
 
     def decisions(self, item_id: int | None = None) -> list[Decision]:
         query, args = "SELECT * FROM decisions ORDER BY id", ()
         if item_id is not None:
             query, args = "SELECT * FROM decisions WHERE item_id = ? ORDER BY id", (item_id,)
-        return [
-            Decision(d["id"], d["item_id"], d["reviewer"], d["decided_at"], d["verdict"],
-                     tuple(json.loads(d["labels"])), d["model_version"], d["supersedes"])
-            for d in self.db.execute(query, args)
-        ]  # fmt: skip
+        with self._reading():
+            return [
+                Decision(d["id"], d["item_id"], d["reviewer"], d["decided_at"], d["verdict"],
+                         tuple(json.loads(d["labels"])), d["model_version"], d["supersedes"])
+                for d in self.db.execute(query, args)
+            ]  # fmt: skip
 
     def notes(self, item_id: int) -> list[str]:
-        return [r["note"] for r in self.db.execute("SELECT note FROM notes WHERE item_id = ? ORDER BY id", (item_id,))]
+        with self._reading():
+            rows = self.db.execute("SELECT note FROM notes WHERE item_id = ? ORDER BY id", (item_id,))
+            return [r["note"] for r in rows]
 
     def labelled(self) -> list[Example]:
-        """Decided sentences as labelled examples, one per text (rejected flags: no labels): a text queued in more
-        than one item (two posts, two files) takes its latest decision; see `label_conflicts`."""
-        latest = {row["text"]: row for row in self._decided_rows()}  # a later decision replaces an earlier one
-        return [
-            Example(row["text"], frozenset(json.loads(row["labels"])), "review", f"{self.path}#item{row['id']}")
-            for row in sorted(latest.values(), key=lambda row: row["id"])
-        ]
+        """Decided sentences as labelled examples, one per sentence (rejected flags: no labels): a sentence queued in
+        more than one item (two posts, two files, another layout or case) takes its latest decision; see
+        `label_conflicts`."""
+        latest = dict(self._decided_sentences())  # in decision order: a later decision replaces an earlier one
+        with self._reading():
+            return [
+                Example(text, frozenset(json.loads(labels)), "review", f"{self.path}#item{item_id}")
+                for item_id, text, labels in sorted(latest.values())
+            ]
 
     def label_conflicts(self) -> int:
-        """How many texts were decided with different labels in different items."""
+        """How many sentences were decided with different labels in different items."""
         seen: dict[str, set[frozenset[str]]] = defaultdict(set)
-        for row in self._decided_rows():
-            seen[row["text"]].add(frozenset(json.loads(row["labels"])))
+        with self._reading():
+            for sentence, (_, _, labels) in self._decided_sentences():
+                seen[sentence].add(frozenset(json.loads(labels)))
         return sum(len(labels) > 1 for labels in seen.values())
 
-    def _decided_rows(self) -> list[sqlite3.Row]:
-        # In the order their decisions in force were made.
-        return self.db.execute(
-            "SELECT i.id, i.text, i.labels FROM items i WHERE i.status = 'decided' "
-            "ORDER BY (SELECT MAX(d.id) FROM decisions d WHERE d.item_id = i.id), i.id"
-        ).fetchall()
+    def _decided_sentences(self) -> list[tuple[str, tuple[int, str, str]]]:
+        """(sentence, (item id, text, labels)) of each decided item, in the order their decisions in force were made.
+
+        A sentence is a text as the model sees it (`text.normalize`), as retraining merges labels: a list marker, a
+        wrapped line or capitals make another item of the same sentence, not another sentence to label."""
+        with self._reading():
+            rows = self.db.execute(
+                "SELECT i.id, i.text, i.labels FROM items i WHERE i.status = 'decided' "
+                "ORDER BY (SELECT MAX(d.id) FROM decisions d WHERE d.item_id = i.id), i.id"
+            ).fetchall()
+        rows = [(row["id"], row["text"], row["labels"]) for row in rows]
+        return list(zip(normalize_many([text for _, text, _ in rows]), rows, strict=True))
 
     def stats(self) -> ReviewStats:
+        with self._reading():
+            return self._stats()
+
+    def _stats(self) -> ReviewStats:
         pending = Counter()
         for row in self.db.execute("SELECT flagged, reason FROM items WHERE status = 'pending'"):
             for c in json.loads(row["flagged"]) or [f"({row['reason']})"]:

@@ -126,8 +126,9 @@ def review(
             skipped: set[int] = set()
             item = store.claim_next(holder, order, category, skipped)
             while item is not None:
-                _show(console, item, rules, store.notes(item.id))
                 try:
+                    # Shown inside the try: a reader gone (a closed pipe) or a failed read releases the item too.
+                    _show(console, item, rules, store.notes(item.id))
                     outcome = _ask(console, store, item, (name, holder), policy.ids, decided)
                 except Conflict as e:
                     # Someone else decided it, or our lease ran out and they took it: say so and go on.

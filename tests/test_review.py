@@ -80,6 +80,26 @@ def test_enqueue_twice_adds_no_duplicates(db: Path) -> None:
         assert len(list(store.items())) == 4
 
 
+def test_an_edited_file_scored_again_from_another_directory_queues_only_its_new_sentences(
+    models_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "post.txt").write_text("I will kill you tonight.\n")
+    db = tmp_path / "q.db"
+
+    def queued(where: Path, name: str) -> str:
+        monkeypatch.chdir(where)
+        args = ["score", name, "--model", str(models_dir), "--queue", "--db", str(db), "-f", "jsonl"]
+        return CliRunner().invoke(app, args).stderr.split("queued ")[1].split()[0]
+
+    assert queued(docs, "post.txt") == "1"
+    (docs / "post.txt").write_text("I am back.\n\nI will kill you tonight.\n")  # the threat has moved
+    queued(tmp_path, "docs/post.txt")
+    with ReviewStore(db) as store:
+        assert [i.text for i in store.items()].count("I will kill you tonight.") == 1
+
+
 def test_a_file_named_another_way_is_queued_once(models_dir: Path, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "post.txt").write_text("I will kill you tonight.\n")
@@ -152,11 +172,63 @@ def test_a_sentence_decided_twice_differently_is_exported_once(tmp_path: Path) -
     assert [json.loads(line)["labels"] for line in out.open()] == [["threat"]]
 
 
+def test_a_sentence_in_another_layout_or_case_is_one_sentence_with_its_latest_decision(tmp_path: Path) -> None:
+    # Retraining merges texts the model sees the same; the store must count and choose as it does, by the time of
+    # the decisions and not by the order the items were queued.
+    path = tmp_path / "q.db"
+    with ReviewStore(path) as store:
+        listed = make_item("- Nobody asked you, you pathetic idiot.", ("harassment",))
+        plain = dataclasses.replace(make_item("NOBODY asked you, you pathetic idiot.", ("harassment",)), doc_id="2")
+        store.enqueue([listed, plain])
+        store.decide(2, "ann", "reject")
+        store.decide(1, "ben", "confirm")  # the latest decision, on the item queued first
+        assert [(e.text, e.labels) for e in store.labelled()] == [
+            ("- Nobody asked you, you pathetic idiot.", frozenset({"harassment"}))
+        ]
+        assert store.label_conflicts() == 1
+        store.undo_last("ben")
+        undone = [(e.text, e.labels) for e in store.labelled()]
+        assert undone == [("NOBODY asked you, you pathetic idiot.", frozenset())]
+        assert store.label_conflicts() == 0
+
+
+def test_a_damaged_review_database_is_one_line_and_exit_2(db: Path, tmp_path: Path) -> None:
+    with ReviewStore(db) as store:
+        store.decide(1, "ann", "confirm")
+    with sqlite3.connect(db) as c:  # a value SQLite reads but nobody wrote: damage inside a page, or a bad edit
+        c.execute("UPDATE items SET flagged = 'not json' WHERE id = 1")
+    with ReviewStore(db) as store, pytest.raises(ReviewError, match="damaged record"):
+        store.stats()
+    for command in (["review", "stats"], ["labels", "export", str(tmp_path / "out.jsonl")]):
+        with sqlite3.connect(db) as c:
+            c.execute("UPDATE items SET labels = 'not json' WHERE id = 1")
+        result = CliRunner().invoke(app, [*command, "--db", str(db)])
+        assert result.exit_code == 2, (command, result.output)
+        assert result.stderr.startswith("moderation: error:") and result.stderr.count("\n") == 1, result.stderr
+
+
+def test_a_malformed_review_database_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    path = tmp_path / "q.db"
+    with ReviewStore(path) as store:
+        store.enqueue([make_item(f"I will kill you, number {i}, " + "x" * 300, start=i * 400) for i in range(300)])
+        for i in range(1, 301):
+            store.decide(i, "ann", "confirm")
+    with sqlite3.connect(path) as c:
+        c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    with path.open("r+b") as f:  # overwrite the middle of a page of items
+        f.seek(4096 * 10 + 200)
+        f.write(b"\x07" * 3500)
+    for command in (["review", "stats"], ["labels", "export", str(tmp_path / "out.jsonl")]):
+        result = CliRunner().invoke(app, [*command, "--db", str(path)])
+        assert result.exit_code == 2, (command, result.output)
+        assert result.stderr.startswith("moderation: error:") and result.stderr.count("\n") == 1, result.stderr
+
+
 def test_schema_is_versioned_and_a_newer_one_is_refused(db: Path) -> None:
     with sqlite3.connect(db) as c:
         assert c.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert c.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert [r[1] for r in c.execute("SELECT * FROM migrations")] == ["initial", "sentence index"]
+        assert [r[1] for r in c.execute("SELECT * FROM migrations")] == ["initial", "sentence index", "resolved source"]
         c.execute("INSERT INTO migrations VALUES (99, 'future', 'x')")
     with pytest.raises(ReviewError, match="newer than this moderation"):
         ReviewStore(db)
@@ -351,6 +423,28 @@ def test_ctrl_c_at_a_prompt_exits_130_and_releases_the_item(db: Path) -> None:
     with ReviewStore(db) as store:
         assert store.get(1).status == "pending" and decisions(db) == []
         assert store.claim_next("someone else", "oldest").id == 1  # released, not held until the lease runs out
+
+
+def test_a_reader_gone_while_an_item_is_shown_releases_it(db: Path, monkeypatch) -> None:
+    # `moderation review | head`: the pipe closes while the next item is being drawn, after a decision was saved.
+    import moderation.review_cli as review_cli
+
+    shown = []
+
+    def show_then_fail(*args, **kwargs) -> None:
+        shown.append(args[1].id)
+        if len(shown) == 2:
+            raise BrokenPipeError
+        real_show(*args, **kwargs)
+
+    real_show = review_cli._show
+    monkeypatch.setattr(review_cli, "_show", show_then_fail)
+    args = ["review", "--db", str(db), "--reviewer", "rita", "--order", "oldest"]
+    result = CliRunner().invoke(app, args, input="c\n")
+    assert result.exit_code == 141 and shown == [1, 2]
+    with ReviewStore(db) as store:
+        assert [d[:3] for d in decisions(db)] == [(1, "rita", "confirm")]  # the decision made before stays
+        assert store.claim_next("someone else", "oldest").id == 2  # the item being drawn went back to the queue
 
 
 def test_options_given_before_a_subcommand_count(db: Path, tmp_path: Path, monkeypatch) -> None:
