@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import DataError
+from .inputs import json_problem
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
@@ -118,8 +119,8 @@ def _jsonl_rows(f, path: Path) -> Iterator[tuple[int, dict]]:
             continue
         try:
             row = json.loads(raw)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}:{line}: invalid JSON: {e.msg} (column {e.colno})") from None
+        except (ValueError, RecursionError) as e:
+            raise DataError(f"{path}:{line}: {json_problem(e)}") from None
         if not isinstance(row, dict):
             raise DataError(f"{path}:{line}: expected a JSON object")
         yield line, row

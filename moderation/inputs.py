@@ -332,8 +332,8 @@ def _jsonl_documents(
                 line = _UNDECODED.sub("\ufffd", line)
             try:
                 post = json.loads(line)
-            except json.JSONDecodeError as e:
-                options.problem(InputError(f"{where}: invalid JSON: {e.msg} (column {e.colno})"))
+            except (ValueError, RecursionError) as e:
+                options.problem(InputError(f"{where}: {json_problem(e)}"))
                 continue
             if not isinstance(post, dict):
                 options.problem(InputError(f"{where}: expected a JSON object with a {options.text_field!r} field"))
@@ -353,3 +353,15 @@ def _jsonl_documents(
             yield Document(source, doc_id, iter((clean_text(text),)), idle)
     finally:
         stream.detach()  # the stream is the caller's (standard input stays open)
+
+
+def json_problem(e: ValueError | RecursionError) -> str:
+    """What is wrong with a line `json.loads` refused: bad syntax, or valid JSON Python will not read (a number of
+    more than 4,300 digits, nesting deeper than the interpreter's recursion limit)."""
+    if isinstance(e, json.JSONDecodeError):
+        return f"invalid JSON: {e.msg} (column {e.colno})"
+    if isinstance(e, RecursionError):
+        return "invalid JSON: nested too deeply"
+    if "integer string conversion" in str(e):  # Python's own advice (set_int_max_str_digits) is not the user's
+        return "invalid JSON: a number of more than 4,300 digits"
+    return f"invalid JSON: {e}"

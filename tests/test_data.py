@@ -38,6 +38,9 @@ def test_jsonl_and_csv_merge_with_duplicates_and_conflicts(tmp_path: Path) -> No
         ('{"labels": []}\n', ":1: missing or empty 'text'"),
         ('{"text": "x", "labels": "threat"}\n', ":1: 'labels' must be a list"),
         ("not json\n", ":1: invalid JSON: Expecting value (column 1)"),
+        # Valid JSON that Python will not read is a bad row too, not a traceback.
+        ('{"text": "x", "n": 1' + "0" * 4400 + "}\n", ":1: invalid JSON: a number of more than 4,300 digits"),
+        ('{"text": "x", "m": ' + "[" * 100_000 + "]" * 100_000 + "}\n", ":1: invalid JSON: nested too deeply"),
         ("[1, 2]\n", ":1: expected a JSON object"),
         ('{"text": "ok", "labels": []}\n{"text": "x", "label": ["threat"]}\n', ":2: missing 'labels'"),  # misspelt
     ],

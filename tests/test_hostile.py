@@ -235,6 +235,17 @@ def test_bad_json_lines_are_skipped_and_counted_on_request(models_dir: Path, tmp
     assert warnings[-1] == "moderation: warning: skipped 4 bad record(s)"
 
 
+def test_json_that_python_will_not_read_is_a_bad_record(models_dir: Path, tmp_path: Path) -> None:
+    path = tmp_path / "posts.jsonl"
+    deep = '{"text": "hi", "m": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    path.write_text(deep + "\n" + '{"text": "hi", "n": 1' + "0" * 4400 + "}\n" + '{"text": "I will kill you"}\n')
+    one_error_line(score(models_dir, str(path)), "posts.jsonl:1: invalid JSON: nested too deeply")
+    skipped = score(models_dir, str(path), "-f", "jsonl", "--on-error", "skip")
+    assert [json.loads(line)["text"] for line in skipped.stdout.splitlines()] == ["I will kill you"]
+    assert "posts.jsonl:2: invalid JSON: a number of more than 4,300 digits" in skipped.stderr
+    assert skipped.exit_code == 1  # flagged: the bad records were skipped, not mistaken for a flag
+
+
 def test_a_huge_record_is_refused_without_holding_it(models_dir: Path, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr("moderation.inputs.MAX_RECORD_CHARS", 1000)
     path = tmp_path / "big.jsonl"
