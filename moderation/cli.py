@@ -781,6 +781,10 @@ app.command("retrain")(retrain_command)
 
 
 def main() -> None:
+    if sys.stdout is None:  # started with it closed (`>&-`): nowhere for results to go, and no traceback for it
+        if sys.stderr is not None:
+            print("moderation: error: standard output is closed", file=sys.stderr)
+        sys.exit(EXIT_ERROR)
     _text_streams()
     try:
         app()

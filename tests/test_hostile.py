@@ -447,6 +447,17 @@ def test_a_closed_pipe_exits_quietly(models_dir: Path, tmp_path: Path, jobs: str
     assert proc.returncode == 141 and err == b""
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="closes a file descriptor before exec")
+def test_a_closed_standard_output_is_one_line_and_exit_2(models_dir: Path, tmp_path: Path) -> None:
+    # `moderation score doc.txt >&-`: Python starts with sys.stdout None.
+    doc = tmp_path / "doc.txt"
+    doc.write_text("I will kill you tonight.")
+    proc = _moderation("score", str(doc), "-f", "jsonl", "--model", str(models_dir), stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, preexec_fn=lambda: os.close(1))  # fmt: skip
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2 and err.decode().splitlines() == ["moderation: error: standard output is closed"]
+
+
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full on this system")
 @pytest.mark.parametrize(
     "args",
