@@ -370,9 +370,20 @@ def _csv_fields(source: str, doc_id: str | None, index, at, scores: list, outcom
     """The CSV row of a sentence: `at` has its start, end, line, col and text; `outcome` is (flagged, review,
     suppressed)."""
     flagged, review, suppressed = outcome
-    suppressed_text = ";".join(f"{c}={phrase}" for c, phrase in suppressed.items())
-    fixed = [source, "" if doc_id is None else doc_id, index, at.start, at.end, at.line, at.col, at.text]
+    suppressed_text = _cell(";".join(f"{c}={phrase}" for c, phrase in suppressed.items()))
+    fixed = [_cell(source), "" if doc_id is None else _cell(doc_id), index, at.start, at.end, at.line, at.col,
+             _cell(at.text)]  # fmt: skip
     return [*fixed, *scores, ";".join(flagged), ";".join(review), suppressed_text, lang or ""]
+
+
+#: What a spreadsheet takes for the start of a formula: "=HYPERLINK(...)" in a post would run when the CSV is opened.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(text: str) -> str:
+    """`text` for a CSV cell a spreadsheet will show, not run: one that a spreadsheet would read as a formula starts
+    with an apostrophe (which the spreadsheet hides), as OWASP advises for CSV files of untrusted text."""
+    return "'" + text if text.startswith(_FORMULA_START) else text
 
 
 def make_writer(fmt: str, stream: TextIO, categories: tuple[str, ...]) -> Writer:

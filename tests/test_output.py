@@ -50,6 +50,14 @@ def test_csv_has_a_score_column_per_category() -> None:
     assert rows[0]["score_threat"] == "0.91" and rows[0]["flagged"] == "threat;hate"
 
 
+def test_csv_cells_a_spreadsheet_would_run_start_with_an_apostrophe() -> None:
+    texts = ['=HYPERLINK("http://evil.example","x")', "+1", "-2 pints", "@SUM(A1)", "\tTAB", "a = b", "'quoted"]
+    items = [dataclasses.replace(sample(t), source="=cmd|' /C calc'!A0", doc_id="@id") for t in texts]
+    rows = list(csv.DictReader(io.StringIO(render("csv", items))))
+    assert [r["text"] for r in rows] == ["'" + t for t in texts[:5]] + texts[5:]  # inside or quoted: left alone
+    assert {r["source"] for r in rows} == {"'=cmd|' /C calc'!A0"} and {r["doc_id"] for r in rows} == {"'@id"}
+
+
 def test_table_shows_only_flagged_sentences_and_a_summary() -> None:
     out = render("table", [sample(doc_id="p7"), sample("fine", (), doc_id="p7")])
     assert "in.txt#p7:1:1" in out and "I will kill you" in out and "fine" not in out
