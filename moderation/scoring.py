@@ -24,7 +24,7 @@ import numpy as np
 
 from .errors import ModelError, ModerationError
 from .inputs import Document
-from .language import UNSURE, Detected, LanguageGuard
+from .language import SAMPLE_CHARS, UNSURE, Detected, LanguageGuard
 from .model import Model, explain, load_model
 from .policy import Policy, review_thresholds
 from .text import (
@@ -263,11 +263,27 @@ def _with_terms(scores: list[SentenceScore], model: Model, with_terms: bool) -> 
 
 
 def _with_language(doc: Document, rules: Rules) -> tuple[Iterator[str], Detected]:
-    """The document's chunks and its language, told by the guard from its first chunk."""
+    """The document's chunks and its language, told by the guard from its first `SAMPLE_CHARS` characters, or from
+    what came before a live input paused (a pipe from a growing log is not held back for more)."""
     if rules.guard is None:
         return doc.chunks, UNSURE
-    first = next(doc.chunks, "")
-    return itertools.chain((first,), doc.chunks), rules.guard.document(first)
+    # Not the first chunk alone: how the input arrives (a pipe's first read, a chunk cut short at an invalid byte)
+    # would then decide a document's language, and with it what is flagged.
+    head: list[str] = []
+    rest: Iterator[str] = doc.chunks
+    try:
+        for chunk in doc.chunks:
+            head.append(chunk)
+            if sum(map(len, head)) >= SAMPLE_CHARS or (doc.idle is not None and doc.idle()):
+                break
+    except ModerationError as e:  # raised where the text before it has been scored, as when reading further on
+        rest = _failing(e)
+    return itertools.chain(head, rest), rules.guard.document("".join(head)[:SAMPLE_CHARS])
+
+
+def _failing(error: ModerationError) -> Iterator[str]:
+    raise error
+    yield  # a generator: the error is raised when it is reached
 
 
 # --- parallel scoring ------------------------------------------------------------------------------------------------

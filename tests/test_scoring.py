@@ -255,8 +255,45 @@ def test_pieces_score_as_the_whole_document(shipped_rules, text: str, size: int,
         for i, x in enumerate(split_sentences(t))
     ]
     # ... and so are their scores and outcomes: each is judged with the same neighbours across any cut, whether
-    # the piece size or a pause in the input made it (the first chunk, which tells the language, is the same).
+    # the piece size or a pause in the input made it (the language, told from the text before a pause or else from
+    # the first 4,096 characters, is one CLD2 is unsure of on such text either way).
     assert got == list(score_documents(documents(pausing=False), model, rules))
+
+
+PORTUGUESE = (
+    "Bom dia a todos, hoje vamos falar sobre o projeto novo da empresa.\nA reunião começa às dez horas na sala "
+    "grande.\nVou te kill, idiota.\nDepois do almoço voltamos ao trabalho normal.\n"
+)
+
+
+def test_a_documents_language_does_not_depend_on_how_its_text_arrives(shipped_rules) -> None:
+    # A pipe's first read, or a chunk cut short at an invalid byte, once decided the document's language alone.
+    model, rules = shipped_rules
+
+    def langs(chunks: list[str]) -> list[tuple[str, str | None, tuple[str, ...]]]:
+        scored = score_documents([Document("pt.txt", None, iter(chunks))], model, rules)
+        return [(s.text, s.lang, s.flagged) for s in scored]
+
+    whole = langs([PORTUGUESE])
+    assert {lang for _, lang, _ in whole} == {"pt"} and not any(flagged for *_, flagged in whole)
+    assert langs([PORTUGUESE[:5], PORTUGUESE[5:]]) == whole
+    assert langs([PORTUGUESE[i : i + 7] for i in range(0, len(PORTUGUESE), 7)]) == whole
+
+
+def test_an_input_that_fails_while_its_language_is_told_still_scores_what_came_before(shipped_rules) -> None:
+    from moderation.errors import InputError
+
+    model, rules = shipped_rules
+
+    def chunks():
+        yield "I will kill you tonight.\n\nFine weather.\n\n"
+        raise InputError("t.txt: invalid utf-8 at byte 48 (--strict)")
+
+    got = []
+    with pytest.raises(InputError, match="byte 48"):
+        for s in score_documents([Document("t.txt", None, chunks())], model, rules):
+            got.append(s.text)
+    assert got == ["I will kill you tonight.", "Fine weather."]
 
 
 @pytest.mark.parametrize(
