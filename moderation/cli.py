@@ -750,7 +750,7 @@ def policy_check(
     with errors_to_exit():
         raw = read_policy_text(path)
         card = read_card(resolve(model_path or default_models_dir()))
-        _, problems = check_policy(raw, str(path), card["categories"])
+        _, problems = check_policy(raw, str(path), card["categories"], card["thresholds"])
     for p in problems:
         typer.echo(f"{path}:{p.line}: {p.message}", err=True)
     if problems:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -141,11 +141,15 @@ def parse_policy(raw: str, source: str) -> Policy:
 
 
 def check_policy(
-    raw: str, source: str, model_categories: Iterable[str] | None = None
+    raw: str,
+    source: str,
+    model_categories: Iterable[str] | None = None,
+    model_thresholds: Mapping[str, float] | None = None,
 ) -> tuple[Policy | None, list[Problem]]:
     """Every problem of a policy, each with its line, and the policy itself when it has none that prevent reading it.
 
-    With `model_categories`, a category the model does not know is a problem too.
+    With `model_categories`, a category the model does not know is a problem too; with `model_thresholds` (the
+    model's own, which "auto" takes), so is a review threshold above the threshold "auto" gives.
     """
     try:
         doc = tomllib.loads(raw)
@@ -196,6 +200,10 @@ def check_policy(
         target = _probability(table, "target_precision", where, problem, auto=False)
         if threshold is not None and review is not None and review > threshold:
             problem(f"[{where}] review_threshold {review} is above threshold {threshold}", "review_threshold", where)
+        elif threshold is None and review is not None and review > (model_thresholds or {}).get(cid, 1.0):
+            # Not an error when reading: scoring clamps the band to nothing. But a band the author asked for is gone.
+            problem(f"[{where}] review_threshold {review} is above the model's threshold {model_thresholds[cid]:.4g} "
+                    '(threshold = "auto"), so nothing would go to review', "review_threshold", where)  # fmt: skip
         categories.append(
             Category(
                 cid,
@@ -277,8 +285,9 @@ def policy_toml(policy: Policy, model_thresholds: dict[str, float] | None = None
     """The effective policy as TOML, every default written out (and the model's thresholds as comments)."""
 
     def q(s: str) -> str:
-        # A JSON string is a valid TOML basic string: every quote, backslash and control character escaped.
-        return json.dumps(s, ensure_ascii=False)
+        # A JSON string is a TOML basic string, every quote, backslash and control character escaped, but for DEL,
+        # which JSON leaves as it is and TOML refuses.
+        return json.dumps(s, ensure_ascii=False).replace("\x7f", "\\u007f")
 
     def arr(xs: Iterable[str]) -> str:
         return "[" + ", ".join(q(x) for x in xs) + "]"

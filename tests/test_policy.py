@@ -1,11 +1,22 @@
 from __future__ import annotations
 
+import dataclasses
+import tomllib
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from moderation.errors import PolicyError
-from moderation.policy import check_policy, default_policy_text, load_policy, parse_policy, review_thresholds
+from moderation.policy import (
+    check_policy,
+    default_policy_text,
+    load_policy,
+    parse_policy,
+    policy_toml,
+    review_thresholds,
+)
 
 
 def test_default_policy_has_the_four_categories_with_rules() -> None:
@@ -145,7 +156,27 @@ def test_check_reports_every_problem_with_its_line(toml: str, expected: list[tup
         assert problem.line == line and words in problem.message
 
 
+def test_check_knows_the_threshold_auto_gives() -> None:
+    toml = '[categories.threat]\ntitle = "T"\nrule = "r"\nreview_threshold = 0.5\n'
+    model = {"threat": 0.193, "incitement": 0.2, "hate": 0.3, "harassment": 0.3}
+    (problem,) = check_policy(toml, "p.toml", list(model), model)[1]
+    assert problem.line == 4 and "review_threshold 0.5 is above the model's threshold 0.193" in problem.message
+    assert check_policy(toml.replace("0.5", "0.1"), "p.toml", list(model), model)[1] == []
+    assert check_policy(toml, "p.toml", list(model))[1] == []  # without the model's thresholds, nothing to compare
+
+
 def test_review_thresholds_default_to_half_the_threshold() -> None:
     policy = parse_policy('[categories.a]\ntitle = "A"\nrule = "r"\nthreshold = 0.6\n[categories.b]\ntitle = "B"\n'
                           'rule = "r"\nreview_threshold = 0.9\n', "p.toml")  # fmt: skip
     assert review_thresholds(policy, {"a": 0.6, "b": 0.3}) == {"a": 0.3, "b": 0.3}  # never above the threshold
+
+
+@given(st.text(min_size=1).filter(lambda t: t.strip() == t))
+def test_policy_show_writes_toml_that_reads_back_whatever_the_text(title: str) -> None:
+    # JSON string escapes are TOML's but for DEL (U+007F), which TOML refuses raw and JSON leaves as it is.
+    policy = load_policy()
+    threat = dataclasses.replace(policy.category("threat"), title=title, exceptions=(title,))
+    shown = policy_toml(dataclasses.replace(policy, name=title, categories=(threat, *policy.categories[1:])))
+    doc = tomllib.loads(shown)
+    assert doc["name"] == title and doc["categories"]["threat"]["title"] == title
+    assert doc["categories"]["threat"]["exceptions"] == [title]
