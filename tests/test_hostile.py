@@ -447,6 +447,23 @@ def test_a_closed_pipe_exits_quietly(models_dir: Path, tmp_path: Path, jobs: str
     assert proc.returncode == 141 and err == b""
 
 
+def test_ctrl_c_while_the_command_is_still_loading_is_one_line_and_exit_130() -> None:
+    # Deterministic stand-in for a Ctrl-C in the first quarter second: the interrupt arrives during an import.
+    code = (
+        "import builtins\n"
+        "real = builtins.__import__\n"
+        "def interrupted(name, *args, **kwargs):\n"
+        "    if name == 'typer':\n"
+        "        raise KeyboardInterrupt\n"
+        "    return real(name, *args, **kwargs)\n"
+        "builtins.__import__ = interrupted\n"
+        "from moderation.__main__ import main\n"
+        "main()\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, "--help"], capture_output=True, timeout=120)
+    assert proc.returncode == 130 and proc.stderr.decode().splitlines() == ["moderation: error: interrupted"]
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="closes a file descriptor before exec")
 def test_a_closed_standard_output_is_one_line_and_exit_2(models_dir: Path, tmp_path: Path) -> None:
     # `moderation score doc.txt >&-`: Python starts with sys.stdout None.
