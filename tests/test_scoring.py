@@ -260,7 +260,7 @@ def test_pieces_score_as_the_whole_document(shipped_rules, text: str, size: int,
     assert got == list(score_documents(documents(pausing=False), model, rules))
 
 
-PORTUGUESE = (
+PORTUGUESE_LINES = (
     "Bom dia a todos, hoje vamos falar sobre o projeto novo da empresa.\nA reunião começa às dez horas na sala "
     "grande.\nVou te kill, idiota.\nDepois do almoço voltamos ao trabalho normal.\n"
 )
@@ -274,10 +274,10 @@ def test_a_documents_language_does_not_depend_on_how_its_text_arrives(shipped_ru
         scored = score_documents([Document("pt.txt", None, iter(chunks))], model, rules)
         return [(s.text, s.lang, s.flagged) for s in scored]
 
-    whole = langs([PORTUGUESE])
+    whole = langs([PORTUGUESE_LINES])
     assert {lang for _, lang, _ in whole} == {"pt"} and not any(flagged for *_, flagged in whole)
-    assert langs([PORTUGUESE[:5], PORTUGUESE[5:]]) == whole
-    assert langs([PORTUGUESE[i : i + 7] for i in range(0, len(PORTUGUESE), 7)]) == whole
+    assert langs([PORTUGUESE_LINES[:5], PORTUGUESE_LINES[5:]]) == whole
+    assert langs([PORTUGUESE_LINES[i : i + 7] for i in range(0, len(PORTUGUESE_LINES), 7)]) == whole
 
 
 def test_an_input_that_fails_while_its_language_is_told_still_scores_what_came_before(shipped_rules) -> None:
