@@ -347,11 +347,12 @@ class ReviewStore:
             ).fetchone()
             if row is None:
                 return None
+            item = _item(row)  # in the transaction: a damaged record is not left claimed
             self.db.execute(
                 "UPDATE items SET claimed_by = ?, claim_expires = ? WHERE id = ?",
                 (reviewer, time.time() + lease, row["id"]),
             )
-        return _item(row)
+        return item
 
     def claim(self, item_id: int, reviewer: str, lease: float = LEASE_SECONDS) -> Item | None:
         """Claim one pending item by id, unless someone else holds a live lease on it."""
@@ -609,6 +610,8 @@ class _Transaction:
         self._rollback()
         if isinstance(exc, sqlite3.Error):
             raise _db_error(self.path, exc) from None
+        if isinstance(exc, (ValueError, TypeError)):  # a stored value that is not what was written: as `_reading`
+            raise ReviewError(f"{self.path}: a damaged record in the review database ({exc})") from None
 
     def _rollback(self) -> None:
         if self.db.in_transaction:
