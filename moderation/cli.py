@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -316,17 +316,18 @@ def score(
                 if progress:
                     progress.advance(scored)
         except BaseException:
-            if progress:
-                progress.close()  # before the error's line, which would print onto the bar
             writer.abort()  # what was written stays written; no summary or closing bracket pretends it finished
             if queue_to:
                 queue_to.abort()
+            if progress:
+                with suppress(OSError):  # a terminal gone away: the error is told anyway
+                    progress.close()  # before the error's line, which would print onto the bar
             raise
+        # The queue first: the last sentence, held back for its context, is queued even if the output's last write
+        # (a closing bracket, the summary) or the bar's clearing fails.
+        added = queue_to.close() if queue_to else None
         if progress:
             progress.close()  # before the summary, the queue's count or an error, which would print onto the bar
-        # The queue first: the last sentence, held back for its context, is queued even if the output's last write
-        # (a closing bracket, the summary) fails.
-        added = queue_to.close() if queue_to else None
         writer.close()
         if queue_to:
             typer.echo(f"queued {added} new sentence(s) for review in {db}", err=True)

@@ -32,6 +32,7 @@ class Document:
     doc_id: str | None
     chunks: Iterator[str]
     idle: Callable[[], bool] | None = None  # True when its input has nothing more to read right now
+    whole: bool = False  # `chunks` is one chunk that holds all of it (a post): nothing more to wait for
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +67,7 @@ def read_documents(
             elif fmt == "lines":
                 for number, line in _lines(_text_chunks(raw, source, options, warn)):
                     if line.strip():
-                        yield Document(source, str(number), iter((line,)), idle)
+                        yield Document(source, str(number), iter((line,)), idle, whole=True)
             else:
                 yield Document(source, None, _text_chunks(raw, source, options, warn), idle)
 
@@ -350,7 +351,7 @@ def _jsonl_documents(
                 doc_id = str(number)
             else:  # anything but a string as JSON writes it: {"a": 1}, not Python's {'a': 1}; Infinity, not inf
                 doc_id = clean_text(doc_id if isinstance(doc_id, str) else json.dumps(doc_id, ensure_ascii=False))
-            yield Document(source, doc_id, iter((clean_text(text),)), idle)
+            yield Document(source, doc_id, iter((clean_text(text),)), idle, whole=True)
     finally:
         stream.detach()  # the stream is the caller's (standard input stays open)
 

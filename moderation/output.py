@@ -382,8 +382,9 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 def _cell(text: str) -> str:
     """`text` for a CSV cell a spreadsheet will show, not run: one that a spreadsheet would read as a formula starts
-    with an apostrophe (which the spreadsheet hides), as OWASP advises for CSV files of untrusted text."""
-    return "'" + text if text.startswith(_FORMULA_START) else text
+    with an apostrophe (which the spreadsheet hides), as OWASP advises for CSV files of untrusted text. One character
+    alone is no formula: standard input's source `-` stays as it is."""
+    return "'" + text if len(text) > 1 and text.startswith(_FORMULA_START) else text
 
 
 def make_writer(fmt: str, stream: TextIO, categories: tuple[str, ...]) -> Writer:

@@ -200,7 +200,11 @@ def check_policy(
         target = _probability(table, "target_precision", where, problem, auto=False)
         if threshold is not None and review is not None and review > threshold:
             problem(f"[{where}] review_threshold {review} is above threshold {threshold}", "review_threshold", where)
-        elif threshold is None and review is not None and review > (model_thresholds or {}).get(cid, 1.0):
+        elif (
+            table.get("threshold", AUTO) == AUTO
+            and review is not None
+            and review > (model_thresholds or {}).get(cid, 1.0)
+        ):
             # Not an error when reading: scoring clamps the band to nothing. But a band the author asked for is gone.
             problem(f"[{where}] review_threshold {review} is above the model's threshold {model_thresholds[cid]:.4g} "
                     '(threshold = "auto"), so nothing would go to review', "review_threshold", where)  # fmt: skip

@@ -274,8 +274,8 @@ def _with_language(doc: Document, rules: Rules) -> tuple[Iterator[str], Detected
     try:
         for chunk in doc.chunks:
             head.append(chunk)
-            if sum(map(len, head)) >= SAMPLE_CHARS or (doc.idle is not None and doc.idle()):
-                break
+            if doc.whole or sum(map(len, head)) >= SAMPLE_CHARS or (doc.idle is not None and doc.idle()):
+                break  # a post is whole: asking whether its input paused would cost a system call per post
     except ModerationError as e:  # raised where the text before it has been scored, as when reading further on
         rest = _failing(e)
     return itertools.chain(head, rest), rules.guard.document("".join(head)[:SAMPLE_CHARS])
@@ -639,7 +639,7 @@ def _worker_score(path: str, task: list[Piece], rules: Rules, with_terms: bool, 
 
 def score_text(text: str, model: Model, rules: Rules, source: str = "<text>") -> list[SentenceScore]:
     """Score one document held in memory."""
-    return list(score_documents([Document(source, None, iter((text,)))], model, rules))
+    return list(score_documents([Document(source, None, iter((text,)), whole=True)], model, rules))
 
 
 def post_scores(texts: Iterable[str], model: Model, rules: Rules) -> np.ndarray:
@@ -650,7 +650,7 @@ def post_scores(texts: Iterable[str], model: Model, rules: Rules) -> np.ndarray:
     texts = list(texts)
     out = np.zeros((len(texts), len(model.categories)))
     columns = [(model.categories.index(c), c) for c in rules.flag]
-    docs = (Document("<posts>", str(i), iter((t,))) for i, t in enumerate(texts))
+    docs = (Document("<posts>", str(i), iter((t,)), whole=True) for i, t in enumerate(texts))
     # Raw scores: compared with the thresholds, rounded ones could decide otherwise than `score` does.
     for s in score_documents(docs, model, dataclasses.replace(rules, digits=None)):
         row = out[int(s.doc_id)]

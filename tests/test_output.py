@@ -56,6 +56,8 @@ def test_csv_cells_a_spreadsheet_would_run_start_with_an_apostrophe() -> None:
     rows = list(csv.DictReader(io.StringIO(render("csv", items))))
     assert [r["text"] for r in rows] == ["'" + t for t in texts[:5]] + texts[5:]  # inside or quoted: left alone
     assert {r["source"] for r in rows} == {"'=cmd|' /C calc'!A0"} and {r["doc_id"] for r in rows} == {"'@id"}
+    stdin = list(csv.DictReader(io.StringIO(render("csv", [dataclasses.replace(sample("-"), source="-")]))))
+    assert stdin[0]["source"] == "-" and stdin[0]["text"] == "-"  # one character alone is no formula
 
 
 def test_table_shows_only_flagged_sentences_and_a_summary() -> None:

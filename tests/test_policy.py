@@ -163,6 +163,10 @@ def test_check_knows_the_threshold_auto_gives() -> None:
     assert problem.line == 4 and "review_threshold 0.5 is above the model's threshold 0.193" in problem.message
     assert check_policy(toml.replace("0.5", "0.1"), "p.toml", list(model), model)[1] == []
     assert check_policy(toml, "p.toml", list(model))[1] == []  # without the model's thresholds, nothing to compare
+    bad = toml.replace("review_threshold", 'threshold = "high"\nreview_threshold')  # one problem, not a second
+    assert [p.message for p in check_policy(bad, "p.toml", list(model), model)[1]] == [
+        "[categories.threat] threshold must be a number in 0-1 or \"auto\", not 'high'"
+    ]
 
 
 def test_review_thresholds_default_to_half_the_threshold() -> None:

@@ -280,6 +280,16 @@ def test_a_documents_language_does_not_depend_on_how_its_text_arrives(shipped_ru
     assert langs([PORTUGUESE_LINES[i : i + 7] for i in range(0, len(PORTUGUESE_LINES), 7)]) == whole
 
 
+def test_a_posts_language_is_told_without_asking_whether_its_input_paused(shipped_rules) -> None:
+    from moderation.scoring import _with_language
+
+    _, rules = shipped_rules
+    asked = []
+    post = Document("p.jsonl", "1", iter(("I will kill you tonight.",)), lambda: asked.append(1) or False, whole=True)
+    chunks, _ = _with_language(post, rules)
+    assert list(chunks) == ["I will kill you tonight."] and asked == []  # a select() per post on a pipe, saved
+
+
 def test_an_input_that_fails_while_its_language_is_told_still_scores_what_came_before(shipped_rules) -> None:
     from moderation.errors import InputError
 
