@@ -22,9 +22,9 @@ import numpy as np
 from .text import VIEWS, WORD_TOKEN
 
 # 1: L2-normalised TF-IDF (scored by scikit-learn since); 2: ScaledNgrams; 3: and whether group names are masked;
-# 4: which view of the text (text.VIEWS) the model was trained on; 5: and pairs of words one word apart. Code that
-# knows only an older format leaves a newer scorer to the pipeline (which it then cannot unpickle, a clear error),
-# rather than scoring a model on a view of the text it was not trained on.
+# 4: which view of the text (text.VIEWS) the model was trained on; 5: and pairs of words one word apart. A model
+# whose scorer is of a format this code cannot read does not score (`Model.predict_proba` says to retrain it),
+# rather than scoring on a view of the text it was not trained on, or unpickling its pipeline to score.
 FORMAT = 5
 _READABLE = (2, 3, 4, 5)
 _MASK = (1 << 64) - 1
@@ -176,8 +176,6 @@ class CompiledModel:
         if word.skips not in (0, 1):
             raise NotCompilable(f"word pairs up to {word.skips} words apart, expected at most 1")
         _expect(char, analyzer="char_wb")
-        if pipeline.named_steps["classify"].label_binarizer_.y_type_ == "binary":
-            raise NotCompilable("single-category pipelines are scored by scikit-learn")
         n_word = len(word.vocabulary_)
         coef = np.vstack([e.coef_.ravel() for e in estimators]).T  # (features, categories)
         intercept = np.array([float(e.intercept_[0]) for e in estimators])
@@ -246,7 +244,7 @@ class CompiledModel:
 
     @classmethod
     def load(cls, path: Path) -> CompiledModel | None:
-        """The scorer stored at `path`, or None if it is of an older format (the pipeline then scores)."""
+        """The scorer stored at `path`, or None if it is of a format this code cannot read."""
         with np.load(path, allow_pickle=False) as z:
             if "format" not in z.files or int(z["format"]) not in _READABLE:
                 return None

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import warnings
+import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -57,7 +58,8 @@ class Model:
 
     @property
     def compiled(self):
-        """The compiled scorer, or None when this pipeline cannot be compiled."""
+        """The compiled scorer, or None when this pipeline cannot be compiled (or a model on disk has none that this
+        code can read: it is never compiled from the unpickled pipeline behind the caller's back)."""
         if self._compiled is None:
             from .compiled import CompiledModel, NotCompilable
 
@@ -104,9 +106,15 @@ class Model:
             return np.zeros((0, len(self.categories)))
         if self.compiled is not None:
             return self.compiled.predict_proba(list(texts))
+        if self._pipeline is None:
+            # A model on disk without a scorer this code can read: scoring never unpickles (README, "Trust").
+            raise ModelError(
+                f"{self.path}: no compiled scorer that this version of moderation can read, and scoring does not "
+                f"unpickle {self.card.get('model_file', MODEL_FILE)} (that runs code); retrain it: `moderation train`"
+            )
         from .training import positive_proba
 
-        return positive_proba(self.pipeline, texts)
+        return positive_proba(self._pipeline, texts)
 
 
 # --- storage ---------------------------------------------------------------------------------------------------------
@@ -213,11 +221,13 @@ def load_model(directory: Path, warn: Callable[[str], None] | None = None) -> Mo
 
         try:
             compiled = CompiledModel.load(scorer)
-        except (OSError, ValueError, KeyError) as e:
-            raise ModelError(f"{scorer}: cannot load scorer: {e}") from None
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:  # a damaged file whose hash matches
+            raise ModelError(f"{scorer}: cannot load scorer: {e or type(e).__name__}") from None
         if compiled is not None and len(compiled.intercept) != len(card["categories"]):
             raise ModelError(f"{directory / CARD_FILE}: names {len(card['categories'])} categories, its scorer scores "
                              f"{len(compiled.intercept)}")  # fmt: skip
+    # Without a scorer it can read, the model is explained and retrained from its pipeline but does not score.
+    compiled = compiled if compiled is not None else False
     # An edited card still loads when it is valid (checked above), but the scores then rest on numbers that training
     # did not choose: say so. Cards written before the checksum have none and load silently.
     if warn and "card_sha256" in card and card["card_sha256"] != card_digest(card):

@@ -176,7 +176,7 @@ def test_the_hash_index_survives_keys_that_all_want_one_slot() -> None:
     assert index.get(absent).tolist() == [-1] * len(absent)
 
 
-def test_a_scorer_of_an_older_format_is_left_to_the_pipeline(models_dir: Path, tmp_path: Path) -> None:
+def test_a_model_without_a_scorer_it_can_read_does_not_score_by_unpickling(models_dir: Path, tmp_path: Path) -> None:
     copy = copy_version(models_dir, tmp_path)
     scorer = copy / SCORER_FILE
     with np.load(scorer, allow_pickle=False) as z:
@@ -188,8 +188,25 @@ def test_a_scorer_of_an_older_format_is_left_to_the_pipeline(models_dir: Path, t
     card["scorer_sha256"] = sha256_file(scorer)
     (copy / "card.json").write_text(json.dumps(card))
     model = load_model(copy)
-    texts = [t for t, _ in SMALL_SET]
-    assert np.allclose(model.predict_proba(texts), positive_proba(model.pipeline, texts), atol=1e-6)
+    with pytest.raises(ModelError, match="no compiled scorer that this version of moderation can read"):
+        model.predict_proba(["I will kill you"])
+    assert model._pipeline is None  # nothing was unpickled to score
+    assert len(model.pipeline.named_steps)  # explanations still unpickle it, as the README says
+
+
+def test_a_single_category_model_is_compiled(tmp_path: Path) -> None:
+    from moderation.data import Example, LabelledSet
+    from moderation.model import save_model
+    from moderation.policy import parse_policy
+    from moderation.training import train
+
+    policy = parse_policy('[categories.threat]\ntitle = "T"\nrule = "r"\n', "one.toml")
+    data = LabelledSet(tuple(Example(t, frozenset(c) & {"threat"}) for t, c in SMALL_SET * 3))
+    trained, _ = train(data, policy, folds=2)
+    saved = load_model(save_model(trained, tmp_path / "v").path)
+    texts = [t for t, _ in SMALL_SET] + EDGE_CASES
+    assert saved.compiled is not None and saved.predict_proba(texts).shape == (len(texts), 1)
+    assert np.allclose(saved.predict_proba(texts), positive_proba(trained.pipeline, texts), atol=1e-6)
 
 
 def test_a_scorer_saved_before_word_pairs_loads_without_them(models, tmp_path: Path) -> None:
