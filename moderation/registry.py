@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
@@ -63,6 +63,8 @@ def current_name(models_dir: Path) -> str:
         name = (models_dir / CURRENT).read_text(encoding="utf-8").strip()
     except OSError as e:
         raise ModelError(f"{models_dir / CURRENT}: cannot read: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise ModelError(f"{models_dir / CURRENT}: not a version name (not UTF-8 text)") from None
     if not _is_version(models_dir, name):
         raise ModelError(f"{models_dir / CURRENT}: names {name!r}, which is not a model version in {models_dir}")
     return name
@@ -140,13 +142,17 @@ def set_current(models_dir: Path, name: str, *, action: str = "promote") -> None
         raise ModelError(f"{models_dir}: cannot switch current version: {e.strerror or e}") from None
 
 
-def promoted_stack(models_dir: Path) -> list[str]:
-    """Versions in the order they were promoted, with rolled-back ones removed: the last is current."""
+def promoted_stacks(models_dir: Path) -> Iterator[list[str]]:
+    """After each switch logged in HISTORY, the versions in the order they were promoted, rolled-back ones removed:
+    the last is the one that switch made current."""
     stack: list[str] = []
     try:
-        entries = (models_dir / HISTORY).read_text(encoding="utf-8").splitlines()
+        # A damaged line names no version; the lines around it still count.
+        entries = (models_dir / HISTORY).read_text(encoding="utf-8", errors="replace").splitlines()
     except FileNotFoundError:
         entries = []
+    except OSError as e:
+        raise ModelError(f"{models_dir / HISTORY}: cannot read: {e.strerror}") from None
     for entry in entries:
         parts = entry.split("\t")
         if len(parts) != 3:
@@ -157,16 +163,17 @@ def promoted_stack(models_dir: Path) -> list[str]:
                 stack.pop()
         elif not stack or stack[-1] != name:
             stack.append(name)
-    return stack
+        yield list(stack)
 
 
 def rollback(models_dir: Path, warn: Callable[[str], None] | None = None) -> str:
     """Make the version that was current before the present one current again, after checking that it loads (`warn`
     gets what loading it warns of); returns its name."""
     now = current_name(models_dir)
-    stack = [v for v in promoted_stack(models_dir) if (models_dir / v / CARD_FILE).is_file()]
-    while stack and stack[-1] != now:
-        stack.pop()  # a logged switch that never happened
+    # The last switch that made the present version current: HISTORY is written before CURRENT, so a crash can leave
+    # switches logged after it that never happened (a promote, or a rollback, whose rename did not take place).
+    stack = next((s for s in reversed(list(promoted_stacks(models_dir))) if s and s[-1] == now), [])
+    stack = [v for v in stack if (models_dir / v / CARD_FILE).is_file()]
     if len(stack) < 2:
         raise ModelError(f"{models_dir}: no earlier version to roll back to from {now}")
     load_model(models_dir / stack[-2], warn=warn)  # as promote does: never make current a version that cannot score

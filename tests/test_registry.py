@@ -37,6 +37,31 @@ def test_rollback_refuses_a_version_that_no_longer_loads(models_dir: Path, tmp_p
     assert current_name(tmp_path) == "b"  # still the version that scores
 
 
+def test_rollback_after_a_crash_between_logging_a_switch_and_making_it(models_dir: Path, tmp_path: Path) -> None:
+    # HISTORY is written before CURRENT is renamed: a crash can log a promote or a rollback that never happened.
+    model = load_model(resolve(models_dir))
+    for name in ("a", "b", "c"):
+        add_version(tmp_path, model, name)
+    set_current(tmp_path, "a")
+    set_current(tmp_path, "b")
+    with (tmp_path / "HISTORY").open("a") as f:
+        f.write("2026-12-07T00:00:00Z\trollback\ta\n2026-12-07T00:00:01Z\tpromote\tc\n")  # CURRENT is still b
+    assert rollback(tmp_path) == "a" and current_name(tmp_path) == "a"
+
+
+def test_a_damaged_current_or_history_file_is_one_clear_error(models_dir: Path, tmp_path: Path) -> None:
+    model = load_model(resolve(models_dir))
+    add_version(tmp_path, model, "a")
+    set_current(tmp_path, "a")
+    set_current(tmp_path, add_version(tmp_path, model, "b").version)
+    history = tmp_path / "HISTORY"
+    history.write_bytes(b"\xff\xfe garbage\n" + history.read_bytes())  # a damaged line among good ones
+    assert rollback(tmp_path) == "a"
+    (tmp_path / CURRENT).write_bytes(b"\xff")
+    with pytest.raises(ModelError, match="not UTF-8"):
+        current_name(tmp_path)
+
+
 def test_promote_takes_a_completed_directory_name_and_refuses_paths(models_dir: Path, tmp_path: Path) -> None:
     model = load_model(resolve(models_dir))
     add_version(tmp_path, model, "a")
