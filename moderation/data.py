@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import DataError
-from .inputs import json_problem
+from .inputs import clean_text, json_problem
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
@@ -107,7 +107,8 @@ def _csv_rows(f) -> Iterator[tuple[int, dict]]:
             if len(fields) > len(header):
                 raise DataError(f"{f.name}:{start}: more fields than the header names (an unquoted comma?)")
             row = dict(zip(header, fields, strict=False))
-            row["labels"] = [x.strip() for x in (row.get("labels") or "").split(";") if x.strip()]
+            if "labels" in row:  # a short row without the field stays without it: "missing", not "breaks no rule"
+                row["labels"] = [x.strip() for x in row["labels"].split(";") if x.strip()]
             yield start, row
     except csv.Error as e:
         raise DataError(f"{f.name}:{start}: malformed CSV record: {e}") from None
@@ -141,7 +142,8 @@ def _example(row: dict, known: frozenset[str], where: str) -> Example:
     tag = row.get("tag") or ""
     if not isinstance(tag, str):
         raise DataError(f"{where}: 'tag' must be a string")
-    return Example(text.strip(), frozenset(labels), tag, where)
+    # A lone surrogate ("\ud800" in JSON) as scoring reads it: one U+FFFD, so the text can be hashed and written.
+    return Example(clean_text(text.strip()), frozenset(labels), tag, where)
 
 
 def load_labelled(paths: Sequence[Path], categories: Iterable[str]) -> LabelledSet:

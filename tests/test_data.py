@@ -101,11 +101,23 @@ def test_malformed_csv_is_an_error_at_its_line(tmp_path: Path, content: str, err
 
 def test_csv_keeps_quoted_line_breaks_and_rows_without_labels(tmp_path: Path) -> None:
     path = tmp_path / "ok.csv"
-    path.write_text('text,labels\n"multi\nline",threat\nno labels here\n')
+    path.write_text('text,labels\n"multi\nline",threat\nno labels here,\n')
     back = load_labelled([path], CATS).examples
     assert [(e.text, e.labels, e.where) for e in back] == [
         ("multi\nline", frozenset({"threat"}), f"{path}:2"), ("no labels here", frozenset(), f"{path}:4")
     ]  # fmt: skip
+    # A row that stops before its labels field is not "breaks no rule" (an empty field is), as in JSON Lines.
+    path.write_text("text,labels\ni will kill you\n")
+    with pytest.raises(DataError, match=":2: missing 'labels'"):
+        load_labelled([path], CATS)
+
+
+def test_a_lone_surrogate_in_labelled_text_is_read_as_scoring_reads_it(tmp_path: Path) -> None:
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"text": "i will kill you \\ud800", "labels": ["threat"]}\n')
+    (example,) = load_labelled([path], CATS).examples
+    assert example.text == "i will kill you \ufffd"
+    assert fingerprint([example])  # hashed after training, where it used to fail with UnicodeEncodeError
 
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
