@@ -112,12 +112,21 @@ def train(
     tasks = [None, *range(folds)]
     results = joblib.Parallel(n_jobs=n_jobs, return_as="generator")(joblib.delayed(fit)(i) for i in tasks)
     pipeline = None
-    for done, (i, result) in enumerate(results, 1):
-        if i is None:
-            pipeline = result
-        else:
-            oof[splits[i][1]] = result
-        say(f"fitted {done}/{len(tasks)}")
+    try:
+        for done, (i, result) in enumerate(results, 1):
+            if i is None:
+                pipeline = result
+            else:
+                oof[splits[i][1]] = result
+            say(f"fitted {done}/{len(tasks)}")
+    except ValueError as e:
+        # scikit-learn's words for a vocabulary left empty by min_df=2 ("empty vocabulary", "no terms remain").
+        if "vocabulary" not in str(e) and "no terms remain" not in str(e):
+            raise
+        raise ModelError(
+            "no word or character n-gram occurs in two training texts (of a fold): the data is too small or too "
+            "uniform to train on"
+        ) from None
     metrics = {
         cat: held_out_metrics(y[:, j], oof[:, j], policy.category(cat).target_precision)
         for j, cat in enumerate(categories)

@@ -155,6 +155,16 @@ def test_the_pipeline_has_word_pairs_unless_asked_for_the_one_before_them() -> N
     assert set(words(unpaired).vocabulary_) < set(words(paired).vocabulary_)
 
 
+@pytest.mark.parametrize("texts", [[chr(0x4E00 + i) for i in range(20)], ["!"] * 20])
+def test_data_without_a_shared_n_gram_is_one_error(texts: list[str]) -> None:
+    # Twenty texts that share nothing (min_df=2 leaves no feature), or nothing but punctuation: scikit-learn's
+    # "empty vocabulary" came out as a traceback after training had started.
+    policy = load_policy()
+    data = LabelledSet(tuple(Example(t, frozenset(policy.ids) if i % 2 else frozenset()) for i, t in enumerate(texts)))
+    with pytest.raises(ModelError, match="too small or too uniform"):
+        train(data, policy, folds=2)
+
+
 def test_choose_threshold_best_f1_and_target_precision() -> None:
     y = np.array([0, 0, 1, 0, 1, 1])
     p = np.array([0.1, 0.2, 0.3, 0.4, 0.8, 0.9])
