@@ -673,14 +673,25 @@ def models_list(models_dir: ModelsDirOption = None) -> None:
 
     Example: moderation models list --dir models
     """
+    from .output import printable
     from .registry import list_versions
+
+    def field(value: object, *path: str) -> object:
+        # A card is a file anyone can edit: a missing or mistyped field shows as "?", and text is escaped.
+        for key in path:
+            value = value.get(key, "?") if isinstance(value, dict) else "?"
+        return value
 
     with errors_to_exit():
         for v in list_versions(_models_dir(models_dir)):
-            f1 = " ".join(f"{c}={m['f1']:.2f}" for c, m in v.card.get("cv", {}).items())
+            cv = field(v.card, "cv")
+            f1 = " ".join(
+                f"{c}={f:.2f}" if isinstance(f := field(m, "f1"), int | float) else f"{c}=?"
+                for c, m in (cv.items() if isinstance(cv, dict) else ())
+            )
             typer.echo(
-                f"{'*' if v.current else ' '} {v.name}  {v.card.get('created', '?')}  "
-                f"{v.card.get('data', {}).get('examples', '?')} sentences  cv f1: {f1}"
+                f"{'*' if v.current else ' '} {printable(v.name)}  {printable(str(field(v.card, 'created')))}  "
+                f"{printable(str(field(v.card, 'data', 'examples')))} sentences  cv f1: {printable(f1)}"
             )
 
 

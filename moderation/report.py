@@ -21,7 +21,7 @@ def evaluation_table(
     ev: Evaluation, other: Evaluation | None = None, names: tuple[str, str] = ("this", "other")
 ) -> str:
     """A plain-text report; with `other`, the two models side by side and the change from `other` to `ev`."""
-    lines = [f"model {ev.model_version} on {ev.sentences} sentences"]
+    lines = [f"model {printable(ev.model_version)} on {ev.sentences} sentences"]  # a card's text: anyone's
     if other is None:
         lines.append(
             f"{'category':<12} {'thresh':>6} {'prec':>6} {'recall':>6} {'f1':>6} {'roc':>6} {'pr_auc':>6} "
@@ -33,7 +33,7 @@ def evaluation_table(
                 f"{_num(c.roc_auc)} {_num(c.pr_auc)} {c.support:>7} {c.tp:>5} {c.fp:>5} {c.fn:>5} {c.tn:>6}"
             )
     else:
-        lines[0] += f", against {other.model_version} (change: {names[0]} - {names[1]})"
+        lines[0] += f", against {printable(other.model_version)} (change: {names[0]} - {names[1]})"
         lines.append(f"{'category':<12} {'metric':<9} {names[0]:>9} {names[1]:>9} {'change':>7}")
         for c in ev.categories:
             o = other.category(c.category)

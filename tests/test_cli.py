@@ -156,6 +156,25 @@ def test_train_writes_a_version_and_promotes(small_data: Path, tmp_path: Path) -
     assert "target precision" not in result.stderr  # the default policy's targets are reachable on this data
 
 
+def test_models_list_and_evaluate_show_a_cards_text_escaped_and_survive_its_mistyped_fields(
+    models_dir: Path, tmp_path: Path, small_data: Path
+) -> None:
+    from .conftest import copy_version
+
+    models = tmp_path / "models"
+    version = copy_version(models_dir, models)
+    (models / "CURRENT").write_text(version.name + "\n")
+    card = json.loads((version / "card.json").read_text())
+    card.update(created="\x1b[31mRED", data="x", version="\x1b]0;pwned\x07v1")
+    card["cv"] = {"threat": {"f1": "x"}, "hate": [1, 2], "\x1b[2J": {"f1": 0.5}}
+    (version / "card.json").write_text(json.dumps(card))
+    listed = invoke("models", "list", "--dir", str(models))
+    assert listed.exit_code == 0 and "\x1b" not in listed.stdout, listed.output
+    assert "\\x1b[31mRED" in listed.stdout and "? sentences" in listed.stdout and "threat=? hate=?" in listed.stdout
+    evaluated = invoke("evaluate", "--data", str(small_data), "--model", str(models))
+    assert evaluated.exit_code == 0 and "\x1b" not in evaluated.stdout and "\x07" not in evaluated.stdout
+
+
 def test_train_warns_when_a_target_precision_is_out_of_reach(small_data: Path, tmp_path: Path, monkeypatch) -> None:
     import moderation.training
     from moderation.policy import load_policy
