@@ -538,11 +538,12 @@ def train(
 
     Example: moderation train --data data/train.jsonl --out models --promote
     """
-    from .data import load_labelled
-    from .policy import load_policy
-    from .registry import add_version, check_writable, set_current
-    from .training import missed_targets
-    from .training import train as train_model
+    with errors_to_exit():  # Ctrl-C while scikit-learn loads (about a second): exit 130, not a traceback
+        from .data import load_labelled
+        from .policy import load_policy
+        from .registry import add_version, check_writable, set_current
+        from .training import missed_targets
+        from .training import train as train_model
 
     with errors_to_exit():
         policy = load_policy(policy_path)
@@ -624,13 +625,14 @@ def evaluate(
 
     Example: moderation evaluate --data data/test.jsonl --against models/20261125-120000-1a2b3c4d
     """
-    from .data import load_labelled
-    from .evaluation import evaluate as run_evaluation
-    from .evaluation import pr_curves_svg
-    from .model import load_model
-    from .registry import resolve
-    from .report import evaluation_json, evaluation_table
-    from .scoring import Rules, post_scores
+    with errors_to_exit():  # Ctrl-C while scikit-learn loads (about a second): exit 130, not a traceback
+        from .data import load_labelled
+        from .evaluation import evaluate as run_evaluation
+        from .evaluation import pr_curves_svg
+        from .model import load_model
+        from .registry import resolve
+        from .report import evaluation_json, evaluation_table
+        from .scoring import Rules, post_scores
 
     def measure(m, labelled):
         proba = post_scores(labelled.texts(), m, Rules.of(policy, m, threshold, guard=False)) if as_posts else None

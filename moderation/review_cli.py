@@ -385,9 +385,10 @@ def retrain_command(
 
     Example: moderation retrain --db moderation.db --models models
     """
-    from .policy import load_policy
-    from .report import evaluation_table
-    from .retraining import retrain
+    with errors_to_exit():  # Ctrl-C while scikit-learn loads (about a second): exit 130, not a traceback
+        from .policy import load_policy
+        from .report import evaluation_table
+        from .retraining import retrain
 
     data = data or [Path("data/train.jsonl")]
     test = test or [Path("data/test.jsonl")]

@@ -447,20 +447,28 @@ def test_a_closed_pipe_exits_quietly(models_dir: Path, tmp_path: Path, jobs: str
     assert proc.returncode == 141 and err == b""
 
 
-def test_ctrl_c_while_the_command_is_still_loading_is_one_line_and_exit_130() -> None:
-    # Deterministic stand-in for a Ctrl-C in the first quarter second: the interrupt arrives during an import.
+@pytest.mark.parametrize(
+    ("module", "args"),
+    [
+        ("typer", ["--help"]),  # the command itself still loading
+        ("sklearn", ["train", "--data", "d.jsonl", "--out", "m"]),  # train, evaluate and retrain load scikit-learn
+        ("sklearn", ["evaluate", "--data", "d.jsonl"]),
+    ],
+)
+def test_ctrl_c_while_a_command_is_still_loading_is_one_line_and_exit_130(module: str, args: list[str]) -> None:
+    # Deterministic stand-in for an early Ctrl-C: the interrupt arrives during an import.
     code = (
         "import builtins\n"
         "real = builtins.__import__\n"
         "def interrupted(name, *args, **kwargs):\n"
-        "    if name == 'typer':\n"
+        f"    if name.split('.')[0] == {module!r}:\n"
         "        raise KeyboardInterrupt\n"
         "    return real(name, *args, **kwargs)\n"
         "builtins.__import__ = interrupted\n"
         "from moderation.__main__ import main\n"
         "main()\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code, "--help"], capture_output=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, timeout=120)
     assert proc.returncode == 130 and proc.stderr.decode().splitlines() == ["moderation: error: interrupted"]
 
 
