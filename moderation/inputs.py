@@ -178,6 +178,11 @@ def _decoder_for(head: bytes) -> tuple[str, int]:
     """The encoding of a byte stream from its first bytes, and how many bytes of byte-order mark to skip."""
     if head.startswith(codecs.BOM_UTF8):
         return "utf-8", 3
+    # UTF-32's marks before UTF-16's: UTF-32 LE's (FF FE 00 00) starts with UTF-16 LE's.
+    if head.startswith(codecs.BOM_UTF32_LE):
+        return "utf-32-le", 4
+    if head.startswith(codecs.BOM_UTF32_BE):
+        return "utf-32-be", 4
     if head.startswith(codecs.BOM_UTF16_LE):
         return "utf-16-le", 2
     if head.startswith(codecs.BOM_UTF16_BE):
@@ -199,7 +204,7 @@ def _text_chunks(raw: BinaryIO, source: str, options: ReadOptions, warn: Callabl
         return data
 
     block = read(CHUNK_BYTES)
-    if not options.force and not block.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+    if not options.force and _decoder_for(block)[0].startswith("utf-8"):  # UTF-16 and -32 are full of NUL bytes
         nul = block.find(b"\0")
         if nul >= 0:
             raise InputError(f"{source}: looks binary (NUL byte at byte {nul}); pass --force to score it as text")

@@ -56,7 +56,7 @@ def test_invalid_utf8_is_replaced_with_one_warning_or_refused_with_strict(models
     one_error_line(score(models_dir, str(path), "--strict"), "invalid utf-8 at byte 18 (--strict)")
 
 
-@pytest.mark.parametrize("codec", ["utf-8-sig", "utf-16"])
+@pytest.mark.parametrize("codec", ["utf-8-sig", "utf-16", "utf-32"])
 def test_byte_order_marks(models_dir: Path, tmp_path: Path, codec: str) -> None:
     path = tmp_path / "bom.txt"
     path.write_bytes("Hello there. I will kill you tonight.\n".encode(codec))
@@ -160,7 +160,7 @@ def test_emoji_combining_marks_rtl_and_joiners_keep_exact_offsets(models_dir: Pa
 BAD_JSONL = b'{"text": "fine"}\nnot json\n{"body": "x"}\n{"text": 5}\n[1]\n{"text": "I will kill you"}\n'
 
 
-@pytest.mark.parametrize("codec", ["utf-8-sig", "utf-16", "latin-1"])
+@pytest.mark.parametrize("codec", ["utf-8-sig", "utf-16", "utf-32", "latin-1"])
 def test_json_lines_are_decoded_as_text_files_are(models_dir: Path, tmp_path: Path, codec: str) -> None:
     path = tmp_path / "posts.jsonl"
     posts = [{"id": 1, "text": "Café au lait."}, {"id": 2, "text": "I will kill you tonight."}]
