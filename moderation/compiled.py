@@ -251,7 +251,7 @@ class CompiledModel:
             lengths = sum(1 for name in z.files if name.startswith("char_keys_"))
             tokens = z["unigram_tokens"].tolist()
             skips = {"skip_codes": z["skip_codes"], "skip_feature": z["skip_feature"]} if int(z["format"]) >= 5 else {}
-            return cls(
+            arrays = dict(
                 unigrams={t: i for i, t in enumerate(tokens)},
                 unigram_feature=z["unigram_feature"],
                 bigram_codes=z["bigram_codes"],
@@ -267,6 +267,8 @@ class CompiledModel:
                 view=_view(z),
                 **skips,
             )
+        _check(arrays)
+        return cls(**arrays)
 
     # --- scoring -------------------------------------------------------------------------------------------------
 
@@ -401,3 +403,24 @@ def _expect(vectorizer, **params) -> None:
         got = getattr(vectorizer, name, None)
         if got != want:
             raise NotCompilable(f"{type(vectorizer).__name__}.{name} is {got!r}, expected {want!r}")
+
+
+def _check(a: dict) -> None:
+    """ValueError unless a stored scorer's arrays fit together: a file whose hash matches its card can still have been
+    written by hand, and an index out of range would otherwise fail at scoring, as a traceback."""
+    n_word, n_char, n_cat = len(a["word_idf"]), len(a["char_idf"]), len(a["intercept"])
+    if a["word_coef"].shape != (n_word, n_cat) or a["char_coef"].shape != (n_char, n_cat):
+        raise ValueError("coefficient arrays do not match the features and categories")
+    skips = (a.get("skip_codes", ()), a.get("skip_feature", ()))
+    if len(a["unigrams"]) != len(a["unigram_feature"]) or any(
+        len(codes) != len(feats) for codes, feats in ((a["bigram_codes"], a["bigram_feature"]), skips)
+    ):
+        raise ValueError("word feature arrays of different lengths")
+    if len(a["char_keys"]) != len(a["char_feature"]) or any(
+        len(k) != len(f) for k, f in zip(a["char_keys"], a["char_feature"], strict=True)
+    ):
+        raise ValueError("character feature arrays of different lengths")
+    words = (a["unigram_feature"], a["bigram_feature"], np.asarray(skips[1]))
+    for indices, bound in (*((w, n_word) for w in words), *((f, n_char) for f in a["char_feature"])):
+        if len(indices) and (indices.min() < 0 or indices.max() >= bound):
+            raise ValueError("a feature index out of range")

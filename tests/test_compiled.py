@@ -194,6 +194,30 @@ def test_a_model_without_a_scorer_it_can_read_does_not_score_by_unpickling(model
     assert len(model.pipeline.named_steps)  # explanations still unpickle it, as the README says
 
 
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda a: a.update(unigram_feature=a["unigram_feature"] + 10**7), "a feature index out of range"),
+        (lambda a: a.update(word_coef=a["word_coef"][:, :2]), "coefficient arrays do not match"),
+        (lambda a: a.update(bigram_feature=a["bigram_feature"][:-1]), "word feature arrays of different lengths"),
+    ],
+)
+def test_a_scorer_whose_arrays_do_not_fit_is_refused_when_loaded(models_dir: Path, tmp_path: Path, edit, message):
+    # Written by hand with its hash put in the card: refused at load, not an IndexError in mid-run.
+    copy = copy_version(models_dir, tmp_path)
+    scorer = copy / SCORER_FILE
+    with np.load(scorer, allow_pickle=False) as z:
+        arrays = {name: z[name] for name in z.files}
+    edit(arrays)
+    with scorer.open("wb") as f:
+        np.savez(f, **arrays)
+    card = json.loads((copy / "card.json").read_text())
+    card["scorer_sha256"] = sha256_file(scorer)
+    (copy / "card.json").write_text(json.dumps(card))
+    with pytest.raises(ModelError, match=message):
+        load_model(copy)
+
+
 def test_a_single_category_model_is_compiled(tmp_path: Path) -> None:
     from moderation.data import Example, LabelledSet
     from moderation.model import save_model
