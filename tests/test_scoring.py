@@ -255,9 +255,9 @@ def test_pieces_score_as_the_whole_document(shipped_rules, text: str, size: int,
         for i, x in enumerate(split_sentences(t))
     ]
     # ... and so are their scores and outcomes: each is judged with the same neighbours across any cut, whether
-    # the piece size or a pause in the input made it (the language, told from the text before a pause or else from
-    # the first 4,096 characters, is one CLD2 is unsure of on such text either way).
-    assert got == list(score_documents(documents(pausing=False), model, rules))
+    # the piece size or a pause in the input made it. The input pauses alike on both sides, since a document's
+    # language is told from the text before its first pause (a live input is not held back for more).
+    assert got == list(score_documents(documents(), model, rules))
 
 
 PORTUGUESE_LINES = (
