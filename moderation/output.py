@@ -83,12 +83,14 @@ class Writer:
         self.categories = categories
         self.sentences = 0
         self.flags: Counter[str] = Counter()
-        self.documents: set[tuple[str, str | None]] = set()
+        self.documents = 0
 
     def write(self, s: SentenceScore) -> None:
         self.sentences += 1
         self.flags.update(s.flagged)
-        self.documents.add((s.source, s.doc_id))
+        # Counted by their first sentences, not collected: a set of every (source, id) grew with the input, and
+        # took one file given twice, or two posts with one id, for one document.
+        self.documents += s.index == 0
         self._write(s)
 
     def write_batch(self, batch: list[SentenceScore]) -> None:
@@ -241,7 +243,7 @@ class TableWriter(Writer):
             self.console.print(f"    [dim]{cat}: {escape(shown)}[/]")
 
     def close(self) -> None:
-        docs = len(self.documents)
+        docs = self.documents
         flagged = ", ".join(f"{c} {self.flags[c]}" for c in self.categories)
         if self.sentences and not self.flags:
             self.console.print(f"No sentence flagged ({self.sentences} sentences in {docs} document(s)).")

@@ -61,9 +61,16 @@ def test_csv_cells_a_spreadsheet_would_run_start_with_an_apostrophe() -> None:
 
 
 def test_table_shows_only_flagged_sentences_and_a_summary() -> None:
-    out = render("table", [sample(doc_id="p7"), sample("fine", (), doc_id="p7")])
+    out = render("table", [sample(doc_id="p7"), dataclasses.replace(sample("fine", ()), index=1, doc_id="p7")])
     assert "in.txt#p7:1:1" in out and "I will kill you" in out and "fine" not in out
     assert "1 flag(s) in 2 sentences of 1 document(s): threat 1, incitement 0" in out
+
+
+def test_table_counts_documents_by_their_first_sentences() -> None:
+    # The same file given twice, or two posts with one id, are two documents; and nothing is kept per document.
+    first, second = sample(doc_id="p7"), dataclasses.replace(sample("fine", ()), index=1, doc_id="p7")
+    out = render("table", [first, second, first])
+    assert "2 flag(s) in 3 sentences of 2 document(s)" in out
 
 
 def test_table_cannot_be_driven_by_markup_or_escape_sequences() -> None:
