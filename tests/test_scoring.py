@@ -237,13 +237,13 @@ def test_pieces_score_as_the_whole_document(shipped_rules, text: str, size: int,
     # input, before the last sentence), split each piece alone, renumber; the result must be the sequential one.
     model, rules = shipped_rules
 
-    def documents(pausing: bool = True):
+    def documents():
         chunks, at = [], 0
         for n in cuts:
             chunks.append(text[at : at + n])
             at += n
         chunks.append(text[at:])
-        paused = iter(pauses if pausing else [])
+        paused = iter(pauses)
         return [Document("t.txt", None, iter(chunks), lambda: next(paused, False)), Document("u", "2", iter(["x. y"]))]
 
     got = _scored_in_pieces(documents(), model, rules, size)
