@@ -538,14 +538,13 @@ def train(
 
     Example: moderation train --data data/train.jsonl --out models --promote
     """
-    with errors_to_exit():  # Ctrl-C while scikit-learn loads (about a second): exit 130, not a traceback
+    with errors_to_exit():  # imports too: Ctrl-C while scikit-learn loads (a second) is exit 130, not a traceback
         from .data import load_labelled
         from .policy import load_policy
         from .registry import add_version, check_writable, set_current
         from .training import missed_targets
         from .training import train as train_model
 
-    with errors_to_exit():
         policy = load_policy(policy_path)
         check_writable(out)
         labelled = load_labelled(data, policy.ids)
@@ -625,7 +624,12 @@ def evaluate(
 
     Example: moderation evaluate --data data/test.jsonl --against models/20261125-120000-1a2b3c4d
     """
-    with errors_to_exit():  # Ctrl-C while scikit-learn loads (about a second): exit 130, not a traceback
+
+    def measure(m, labelled):
+        proba = post_scores(labelled.texts(), m, Rules.of(policy, m, threshold, guard=False)) if as_posts else None
+        return run_evaluation(m, labelled, m.thresholds(policy, threshold), worst, proba)
+
+    with errors_to_exit():  # imports too: Ctrl-C while scikit-learn loads (a second) is exit 130, not a traceback
         from .data import load_labelled
         from .evaluation import evaluate as run_evaluation
         from .evaluation import pr_curves_svg
@@ -634,11 +638,6 @@ def evaluate(
         from .report import evaluation_json, evaluation_table
         from .scoring import Rules, post_scores
 
-    def measure(m, labelled):
-        proba = post_scores(labelled.texts(), m, Rules.of(policy, m, threshold, guard=False)) if as_posts else None
-        return run_evaluation(m, labelled, m.thresholds(policy, threshold), worst, proba)
-
-    with errors_to_exit():
         policy, model = _load(policy_path, model_path)
         labelled = load_labelled(data, policy.ids)
         this = measure(model, labelled)

@@ -466,10 +466,8 @@ class ReviewStore:
         """A read outside a transaction: a damaged database is a `ReviewError` here too, as in `_write`."""
         try:
             yield
-        except sqlite3.Error as e:
+        except _STORE_ERRORS as e:
             raise _db_error(self.path, e) from None
-        except (ValueError, TypeError) as e:  # a stored value SQLite could read but that is not what was written
-            raise ReviewError(f"{self.path}: a damaged record in the review database ({e})") from None
 
     def get(self, item_id: int) -> Item:
         row = self._row(item_id)
@@ -608,17 +606,22 @@ class _Transaction:
                 self._rollback()
                 raise _db_error(self.path, e) from None
         self._rollback()
-        if isinstance(exc, sqlite3.Error):
+        if isinstance(exc, _STORE_ERRORS):
             raise _db_error(self.path, exc) from None
-        if isinstance(exc, (ValueError, TypeError)):  # a stored value that is not what was written: as `_reading`
-            raise ReviewError(f"{self.path}: a damaged record in the review database ({exc})") from None
 
     def _rollback(self) -> None:
         if self.db.in_transaction:
             self.db.execute("ROLLBACK")
 
 
-def _db_error(path: Path, e: sqlite3.Error) -> ReviewError:
+#: What a damaged or busy store raises: SQLite's own errors, or a stored value that SQLite could read but that is not
+#: what was written (not JSON, not a time).
+_STORE_ERRORS = (sqlite3.Error, ValueError, TypeError)
+
+
+def _db_error(path: Path, e: Exception) -> ReviewError:
+    if not isinstance(e, sqlite3.Error):
+        return ReviewError(f"{path}: a damaged record in the review database ({e})")
     text = str(e)
     if "locked" in text or "busy" in text:
         return Busy(f"{path}: review database is locked by another process (waited {BUSY_TIMEOUT_MS // 1000} s)")

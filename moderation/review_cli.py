@@ -385,14 +385,13 @@ def retrain_command(
 
     Example: moderation retrain --db moderation.db --models models
     """
-    with errors_to_exit():  # Ctrl-C while scikit-learn loads (about a second): exit 130, not a traceback
+    data = data or [Path("data/train.jsonl")]
+    test = test or [Path("data/test.jsonl")]
+    with errors_to_exit():  # imports too: Ctrl-C while scikit-learn loads (a second) is exit 130, not a traceback
         from .policy import load_policy
         from .report import evaluation_table
         from .retraining import retrain
 
-    data = data or [Path("data/train.jsonl")]
-    test = test or [Path("data/test.jsonl")]
-    with errors_to_exit():
         policy = load_policy(policy_path)
         _existing(db)
         reviewed = _reviewed(db)

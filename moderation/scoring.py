@@ -271,10 +271,12 @@ def _with_language(doc: Document, rules: Rules) -> tuple[Iterator[str], Detected
     # would then decide a document's language, and with it what is flagged.
     head: list[str] = []
     rest: Iterator[str] = doc.chunks
+    read = 0
     try:
         for chunk in doc.chunks:
             head.append(chunk)
-            if doc.whole or sum(map(len, head)) >= SAMPLE_CHARS or (doc.idle is not None and doc.idle()):
+            read += len(chunk)
+            if doc.whole or read >= SAMPLE_CHARS or (doc.idle is not None and doc.idle()):
                 break  # a post is whole: asking whether its input paused would cost a system call per post
     except ModerationError as e:  # raised where the text before it has been scored, as when reading further on
         rest = _failing(e)
