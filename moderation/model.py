@@ -150,10 +150,10 @@ def save_model(model: Model, directory: Path) -> Model:
         card["card_sha256"] = card_digest(card)
         _write_synced(tmp / CARD_FILE, json.dumps(card, indent=2, sort_keys=False) + "\n")
         for name in files:
-            _fsync_path(tmp / name)
-        _fsync_path(tmp)
+            fsync_path(tmp / name)
+        fsync_path(tmp)
         tmp.rename(directory)
-        _fsync_path(directory.parent)
+        fsync_path(directory.parent)
     except OSError as e:
         _remove_tree(tmp)
         raise ModelError(f"{directory}: cannot write model: {e.strerror or e}") from None
@@ -293,7 +293,7 @@ def _write_synced(path: Path, text: str) -> None:
         os.fsync(f.fileno())
 
 
-def _fsync_path(path: Path) -> None:
+def fsync_path(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 
 from .errors import ModelError
-from .model import CARD_FILE, Model, load_model, read_card, save_model
+from .model import CARD_FILE, Model, fsync_path, load_model, read_card, save_model
 
 CURRENT = "CURRENT"
 HISTORY = "HISTORY"
@@ -115,6 +116,37 @@ def add_version(models_dir: Path, model: Model, name: str | None = None) -> Mode
     return save_model(model, models_dir / (name or new_version_name(models_dir, model.card)))
 
 
+def adopt(models_dir: Path, version_dir: Path) -> str:
+    """Copy a version from another models directory (the shipped one) into `models_dir` unchanged, atomically as
+    `save_model` writes one, and make it current: the model a team's first promotion replaces can then be rolled
+    back to. Returns its name."""
+    name = version_dir.name
+    if _is_version(models_dir, name):
+        if read_card(models_dir / name).get("card_sha256") != read_card(version_dir).get("card_sha256"):
+            raise ModelError(f"{models_dir / name}: a different model of the same name as {version_dir} is here")
+    else:
+        tmp = models_dir / f".{name}.partial-{os.getpid()}"
+        try:
+            models_dir.mkdir(parents=True, exist_ok=True)
+            shutil.copytree(version_dir, tmp, copy_function=_copy_synced)
+            fsync_path(tmp)
+            tmp.rename(models_dir / name)
+            fsync_path(models_dir)
+        except OSError as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise ModelError(f"{models_dir}: cannot copy {version_dir} here: {e.strerror or e}") from None
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)  # interrupted: no half-copied version is left behind
+            raise
+    set_current(models_dir, name, action="adopt")
+    return name
+
+
+def _copy_synced(src: str, dst: str) -> None:
+    shutil.copyfile(src, dst)  # the content only: a read-only install's modes would make the copy read-only
+    fsync_path(Path(dst))
+
+
 def set_current(models_dir: Path, name: str, *, action: str = "promote") -> None:
     """Make `name` the current version, atomically, and log the change in HISTORY for rollback."""
     name = version_name(models_dir, name)
@@ -131,11 +163,7 @@ def set_current(models_dir: Path, name: str, *, action: str = "promote") -> None
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, models_dir / CURRENT)
-        fd = os.open(models_dir, os.O_RDONLY)
-        try:
-            os.fsync(fd)  # the rename itself survives a power cut
-        finally:
-            os.close(fd)
+        fsync_path(models_dir)  # the rename itself survives a power cut
     except OSError as e:
         with contextlib.suppress(OSError):  # on a read-only file system the clean-up fails as well
             tmp.unlink(missing_ok=True)

@@ -13,7 +13,7 @@ from .errors import ModelError
 from .evaluation import Evaluation, evaluate
 from .model import Model, load_model
 from .policy import Policy
-from .registry import CURRENT, add_version, bundled_models_dir, check_writable, resolve, set_current
+from .registry import CURRENT, add_version, adopt, bundled_models_dir, check_writable, resolve, set_current
 from .text import normalize_many
 from .training import missed_targets, train
 
@@ -119,6 +119,12 @@ def retrain(
     trained, metrics = train(training, policy, seed=seed, n_jobs=n_jobs, progress=say)
     for message in missed_targets(metrics, policy) if warn else ():
         warn(message)
+    if not (models_dir / CURRENT).is_file():
+        # The shipped model is the current one: copied in, and made current in the directory's history, so that
+        # rolling back from a promoted candidate returns to it. Before the candidate is stored, which then never
+        # takes its name.
+        say(f"copying the shipped model {current_dir.name} into {models_dir}, to roll back to")
+        adopt(models_dir, current_dir)
     # Stored before the comparison, so a refused candidate can still be inspected (and promoted by hand).
     saved = add_version(models_dir, trained)
     say(f"evaluating both models on {len(held_out.examples)} held-out sentences")

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from moderation.errors import ModelError
-from moderation.model import load_model
-from moderation.registry import CURRENT, add_version, current_name, list_versions, resolve, rollback, set_current
+from moderation.model import Model, load_model
+from moderation.registry import CURRENT, add_version, adopt, current_name, list_versions, resolve, rollback, set_current
 
 
 def test_promote_and_rollback(models_dir: Path, tmp_path: Path) -> None:
@@ -96,7 +96,7 @@ def test_killed_while_switching_leaves_a_loadable_current(models_dir: Path, tmp_
     script = textwrap.dedent(f"""
         import os, signal
         from pathlib import Path
-        from moderation.model import load_model
+        from moderation.model import Model, load_model
         from moderation.registry import add_version, set_current, resolve
         model = load_model(resolve(Path({str(models_dir)!r})))
         d = Path({str(tmp_path)!r})
@@ -114,3 +114,17 @@ def test_killed_while_switching_leaves_a_loadable_current(models_dir: Path, tmp_
     proc.wait()
     current = resolve(tmp_path)
     assert load_model(current).categories == model.categories
+
+
+def test_adopt_copies_a_version_once_and_never_over_another_of_its_name(models_dir: Path, tmp_path: Path) -> None:
+    shipped = resolve(models_dir)
+    team = tmp_path / "team"
+    assert adopt(team, shipped) == shipped.name and current_name(team) == shipped.name
+    assert adopt(team, shipped) == shipped.name  # already there, the same model: nothing copied twice
+    assert [v.name for v in list_versions(team)] == [shipped.name]
+    model = load_model(shipped)
+    other = tmp_path / "other"
+    add_version(other, Model({**model.card, "created": "elsewhere"}, pipeline=model.pipeline), shipped.name)
+    with pytest.raises(ModelError, match="a different model of the same name"):
+        adopt(other, shipped)
+    assert not (other / CURRENT).exists()

@@ -7,11 +7,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+import moderation.retraining
 from moderation.cli import app
 from moderation.data import Example, LabelledSet, load_labelled, write_labelled
 from moderation.model import load_model
 from moderation.policy import default_policy_text, load_policy, parse_policy
-from moderation.registry import CURRENT, add_version, current_name, list_versions, resolve, set_current
+from moderation.registry import CURRENT, add_version, current_name, list_versions, resolve, rollback, set_current
 from moderation.retraining import retrain, split_reviewed
 from moderation.training import train
 
@@ -142,6 +143,30 @@ def test_a_bad_batch_of_labels_is_refused_then_forced(real, tmp_path: Path) -> N
     forced = retrain(models, [base_file], [test_file], bad, policy, held_out_share=0.0, force=True)
     assert forced.promoted and current_name(models) == forced.candidate.version
     assert any(v.name == result.candidate.version for v in list_versions(models))  # refused, but kept to inspect
+
+
+def test_a_first_promotion_keeps_the_shipped_model_to_roll_back_to(
+    workspace: tuple[Path, Path], small_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A team's own models directory, still empty: the current model is the shipped one (here the small model).
+    shipped, test = workspace
+    monkeypatch.setattr(moderation.retraining, "bundled_models_dir", lambda: shipped)
+    team = tmp_path / "team-models"
+    policy = load_policy()
+    result = retrain(team, [small_data], [test], [], policy, force=True)
+    assert result.promoted and current_name(team) == result.candidate.version
+    kept = team / current_name(shipped)
+    assert sorted(p.name for p in kept.iterdir()) == sorted(p.name for p in resolve(shipped).iterdir())
+    assert not [p for p in team.iterdir() if p.name.startswith(".")]  # no temporary copy left behind
+    assert rollback(team) == kept.name and current_name(team) == kept.name
+    assert load_model(kept).predict_proba(["I will stab you tonight"]).shape == (1, len(policy.ids))
+    # Later promotions copy nothing more: the directory has a current version of its own.
+    again = retrain(team, [small_data], [test], [], policy, force=True)
+    assert again.promoted and {p.name for p in team.iterdir() if p.is_dir()} == {
+        kept.name,
+        result.candidate.version,
+        again.candidate.version,
+    }
 
 
 def test_retrain_cli_round_trip(workspace: tuple[Path, Path], small_data: Path, tmp_path: Path) -> None:
