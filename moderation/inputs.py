@@ -174,6 +174,9 @@ class _NoClose:
         return None
 
 
+_BOMS = (codecs.BOM_UTF8, codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+
+
 def _decoder_for(head: bytes) -> tuple[str, int]:
     """The encoding of a byte stream from its first bytes, and how many bytes of byte-order mark to skip."""
     if head.startswith(codecs.BOM_UTF8):
@@ -204,12 +207,18 @@ def _text_chunks(raw: BinaryIO, source: str, options: ReadOptions, warn: Callabl
         return data
 
     block = read(CHUNK_BYTES)
+    # A pipe's first read can stop inside a byte-order mark; only then is more waited for (text never starts so).
+    while block and any(len(block) < len(bom) and bom.startswith(block) for bom in _BOMS):
+        more = read(CHUNK_BYTES)
+        if not more:
+            break
+        block += more
     if not options.force and _decoder_for(block)[0].startswith("utf-8"):  # UTF-16 and -32 are full of NUL bytes
         nul = block.find(b"\0")
         if nul >= 0:
             raise InputError(f"{source}: looks binary (NUL byte at byte {nul}); pass --force to score it as text")
     encoding, skip = _encoding(block, source, options, warn)
-    block = block[skip:]
+    block = block[skip:] or read(CHUNK_BYTES)  # a first read of the mark alone is not the end of the input
     decoder = codecs.getincrementaldecoder(encoding)()
     pos = skip  # stream offset of `block`
     warned = False
