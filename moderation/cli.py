@@ -685,6 +685,8 @@ def models_list(models_dir: ModelsDirOption = None) -> None:
 
     with errors_to_exit():
         for v in list_versions(_models_dir(models_dir)):
+            if v.problem:
+                warn(v.problem)
             cv = field(v.card, "cv")
             f1 = " ".join(
                 f"{c}={f:.2f}" if isinstance(f := field(m, "f1"), int | float) else f"{c}=?"
@@ -719,19 +721,15 @@ def models_promote(
     version: Annotated[str, typer.Argument(help="Version name to make current.", show_default=False)],
     models_dir: ModelsDirOption = None,
 ) -> None:
-    """Make VERSION the current model, atomically (after verifying that it loads).
+    """Make VERSION the current model, atomically (after verifying that it loads and can score).
 
     Example: moderation models promote 20261125-120000-1a2b3c4d --dir models
     """
-    from .model import load_model
-    from .registry import set_current, version_name
+    from .output import printable
+    from .registry import promote
 
     with errors_to_exit():
-        directory = _models_dir(models_dir)
-        version = version_name(directory, version)
-        load_model(directory / version, warn=warn)
-        set_current(directory, version)
-        typer.echo(f"current: {version}")
+        typer.echo(f"current: {printable(promote(_models_dir(models_dir), version, warn=warn))}")
 
 
 @models_app.command("rollback")
@@ -740,10 +738,11 @@ def models_rollback(models_dir: ModelsDirOption = None) -> None:
 
     Example: moderation models rollback --dir models
     """
+    from .output import printable
     from .registry import rollback
 
     with errors_to_exit():
-        typer.echo(f"current: {rollback(_models_dir(models_dir), warn=warn)}")
+        typer.echo(f"current: {printable(rollback(_models_dir(models_dir), warn=warn))}")
 
 
 @policy_app.command("check")

@@ -26,8 +26,9 @@ HISTORY = "HISTORY"
 class Version:
     name: str
     path: Path
-    card: dict
+    card: dict  # empty when the card cannot be read
     current: bool
+    problem: str | None = None  # why the card cannot be read
 
 
 MODELS_ENV = "MODERATION_MODELS"
@@ -150,6 +151,10 @@ def _copy_synced(src: str, dst: str) -> None:
 def set_current(models_dir: Path, name: str, *, action: str = "promote") -> None:
     """Make `name` the current version, atomically, and log the change in HISTORY for rollback."""
     name = version_name(models_dir, name)
+    try:
+        previous = current_name(models_dir) if (models_dir / CURRENT).is_file() else ""
+    except ModelError:
+        previous = ""  # CURRENT names no version: nothing to return to
     tmp = models_dir / f".{CURRENT}.{os.getpid()}.tmp"
     try:
         with tmp.open("w", encoding="utf-8") as f:
@@ -159,7 +164,7 @@ def set_current(models_dir: Path, name: str, *, action: str = "promote") -> None
         # HISTORY first: a crash between the two leaves a log entry for a switch that did not happen, which
         # rollback tolerates; the other order could leave a switch with no way back.
         with (models_dir / HISTORY).open("a", encoding="utf-8") as f:
-            f.write(f"{datetime.now(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}\t{action}\t{name}\n")
+            f.write(f"{datetime.now(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}\t{action}\t{name}\t{previous}\n")
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, models_dir / CURRENT)
@@ -183,15 +188,38 @@ def promoted_stacks(models_dir: Path) -> Iterator[list[str]]:
         raise ModelError(f"{models_dir / HISTORY}: cannot read: {e.strerror}") from None
     for entry in entries:
         parts = entry.split("\t")
-        if len(parts) != 3:
+        if len(parts) not in (3, 4):
             continue
-        _, action, name = parts
+        _, action, name, *replaced = parts
+        if replaced and replaced[0]:
+            # The version this switch replaced was current then: a switch logged after it whose rename never
+            # happened (a crash) is dropped, so rollback never returns to a version that was never in use.
+            previous = replaced[0]
+            if previous in stack:
+                del stack[len(stack) - stack[::-1].index(previous) :]  # after its last place in the stack
+            else:
+                stack = [previous]
         if action == "rollback":
             while stack and stack[-1] != name:
                 stack.pop()
         elif not stack or stack[-1] != name:
             stack.append(name)
         yield list(stack)
+
+
+def promote(models_dir: Path, name: str, warn: Callable[[str], None] | None = None) -> str:
+    """Make version `name` current after checking that it loads and can score (`warn` gets what loading it warns
+    of); returns its name as stored."""
+    name = version_name(models_dir, name)
+    _check_scores(models_dir / name, warn)
+    set_current(models_dir, name)
+    return name
+
+
+def _check_scores(directory: Path, warn: Callable[[str], None] | None) -> None:
+    # Never make current a version that cannot score: every later `score` would fail.
+    if load_model(directory, warn=warn).compiled is None:
+        raise ModelError(f"{directory}: has no scorer this code can read; retrain it (`moderation train`)")
 
 
 def rollback(models_dir: Path, warn: Callable[[str], None] | None = None) -> str:
@@ -204,17 +232,24 @@ def rollback(models_dir: Path, warn: Callable[[str], None] | None = None) -> str
     stack = [v for v in stack if (models_dir / v / CARD_FILE).is_file()]
     if len(stack) < 2:
         raise ModelError(f"{models_dir}: no earlier version to roll back to from {now}")
-    load_model(models_dir / stack[-2], warn=warn)  # as promote does: never make current a version that cannot score
+    _check_scores(models_dir / stack[-2], warn)
     set_current(models_dir, stack[-2], action="rollback")
     return stack[-2]
 
 
 def list_versions(models_dir: Path) -> list[Version]:
+    """Every version, oldest first; one whose card cannot be read is listed with the reason, not left out."""
     if not models_dir.is_dir():
         raise ModelError(f"{models_dir}: no such models directory")
-    current = current_name(models_dir) if (models_dir / CURRENT).is_file() else None
-    return [
-        Version(p.name, p, read_card(p), p.name == current)
-        for p in sorted(models_dir.iterdir())
-        if p.is_dir() and not p.name.startswith(".") and (p / CARD_FILE).is_file()
-    ]
+    try:
+        current = current_name(models_dir) if (models_dir / CURRENT).is_file() else None
+    except ModelError:
+        current = None  # CURRENT names no version (removed by hand): the versions are still worth listing
+    versions = []
+    for p in sorted(models_dir.iterdir()):
+        if p.is_dir() and not p.name.startswith(".") and (p / CARD_FILE).is_file():
+            try:
+                versions.append(Version(p.name, p, read_card(p), p.name == current))
+            except ModelError as e:
+                versions.append(Version(p.name, p, {}, p.name == current, str(e)))
+    return versions

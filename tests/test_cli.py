@@ -175,6 +175,25 @@ def test_models_list_and_evaluate_show_a_cards_text_escaped_and_survive_its_mist
     assert evaluated.exit_code == 0 and "\x1b" not in evaluated.stdout and "\x07" not in evaluated.stdout
 
 
+def test_models_commands_show_a_version_name_escaped_and_list_past_a_damaged_card(
+    models_dir: Path, tmp_path: Path
+) -> None:
+    from .conftest import copy_version
+
+    models = tmp_path / "models"
+    plain = copy_version(models_dir, models, "plain")
+    odd = copy_version(models_dir, models, "v\x1b]0;pwned\x07")
+    promoted = invoke("models", "promote", odd.name, "--dir", str(models))
+    assert promoted.exit_code == 0 and promoted.stdout == "current: v\\x1b]0;pwned\\x07\n", promoted.output
+    assert invoke("models", "promote", plain.name, "--dir", str(models)).exit_code == 0
+    rolled = invoke("models", "rollback", "--dir", str(models))
+    assert rolled.exit_code == 0 and rolled.stdout == "current: v\\x1b]0;pwned\\x07\n", rolled.output
+    (plain / "card.json").write_text("{bad")
+    listed = invoke("models", "list", "--dir", str(models))
+    assert listed.exit_code == 0 and "unreadable model card" in listed.stderr, listed.output
+    assert [line[:2] for line in listed.stdout.splitlines()] == ["  ", "* "] and "\x1b" not in listed.stdout
+
+
 def test_train_warns_when_a_target_precision_is_out_of_reach(small_data: Path, tmp_path: Path, monkeypatch) -> None:
     import moderation.training
     from moderation.policy import load_policy

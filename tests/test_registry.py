@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -8,8 +9,18 @@ from pathlib import Path
 import pytest
 
 from moderation.errors import ModelError
-from moderation.model import Model, load_model
-from moderation.registry import CURRENT, add_version, adopt, current_name, list_versions, resolve, rollback, set_current
+from moderation.model import Model, card_digest, load_model
+from moderation.registry import (
+    CURRENT,
+    add_version,
+    adopt,
+    current_name,
+    list_versions,
+    promote,
+    resolve,
+    rollback,
+    set_current,
+)
 
 
 def test_promote_and_rollback(models_dir: Path, tmp_path: Path) -> None:
@@ -96,7 +107,7 @@ def test_killed_while_switching_leaves_a_loadable_current(models_dir: Path, tmp_
     script = textwrap.dedent(f"""
         import os, signal
         from pathlib import Path
-        from moderation.model import Model, load_model
+        from moderation.model import Model, card_digest, load_model
         from moderation.registry import add_version, set_current, resolve
         model = load_model(resolve(Path({str(models_dir)!r})))
         d = Path({str(tmp_path)!r})
@@ -128,3 +139,55 @@ def test_adopt_copies_a_version_once_and_never_over_another_of_its_name(models_d
     with pytest.raises(ModelError, match="a different model of the same name"):
         adopt(other, shipped)
     assert not (other / CURRENT).exists()
+
+
+def test_rollback_never_returns_to_a_version_whose_promote_crashed(
+    models_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = load_model(resolve(models_dir))
+    for name in ("a", "b", "c"):
+        add_version(tmp_path, model, name)
+    set_current(tmp_path, "a")
+    with monkeypatch.context() as m:  # killed after HISTORY logged the switch to b, before CURRENT was renamed
+        m.setattr("moderation.registry.os.replace", lambda *a: (_ for _ in ()).throw(OSError(5, "crashed")))
+        with pytest.raises(ModelError):
+            set_current(tmp_path, "b")
+    assert current_name(tmp_path) == "a" and "\tb" in (tmp_path / "HISTORY").read_text()
+    set_current(tmp_path, "c")
+    assert rollback(tmp_path) == "a"  # the version in use before c, not b, which never was
+
+
+def test_a_version_that_cannot_score_is_never_made_current(models_dir: Path, tmp_path: Path) -> None:
+    model = load_model(resolve(models_dir))
+    add_version(tmp_path, model, "a")
+    unscored = add_version(tmp_path, model, "unscored").path  # then without its compiled scorer, as an old format
+    card = json.loads((unscored / "card.json").read_text())
+    card.update(scorer_file=None)
+    del card["scorer_sha256"]
+    (unscored / "card.json").write_text(json.dumps({**card, "card_sha256": card_digest(card)}))
+    (unscored / "scorer.npz").unlink()
+    assert load_model(unscored).compiled is None
+    set_current(tmp_path, "a")
+    with pytest.raises(ModelError, match="no scorer"):
+        promote(tmp_path, "unscored")
+    assert current_name(tmp_path) == "a"
+    set_current(tmp_path, "unscored")  # as a model of an older format, made current before this check existed
+    set_current(tmp_path, "a")
+    set_current(tmp_path, add_version(tmp_path, model, "b").version)
+    assert rollback(tmp_path) == "a"
+    with pytest.raises(ModelError, match="no scorer"):
+        rollback(tmp_path)
+    assert current_name(tmp_path) == "a"
+
+
+def test_a_version_with_a_damaged_card_is_listed_with_the_reason(models_dir: Path, tmp_path: Path) -> None:
+    model = load_model(resolve(models_dir))
+    add_version(tmp_path, model, "a")
+    add_version(tmp_path, model, "b")
+    set_current(tmp_path, "b")
+    (tmp_path / "a" / "card.json").write_text("{bad")
+    listed = list_versions(tmp_path)
+    assert [(v.name, v.current, bool(v.problem)) for v in listed] == [("a", False, True), ("b", True, False)]
+    assert "unreadable model card" in listed[0].problem and listed[0].card == {}
+    (tmp_path / CURRENT).write_text("removed\n")  # CURRENT naming a version deleted by hand
+    assert [(v.name, v.current) for v in list_versions(tmp_path)] == [("a", False), ("b", False)]
