@@ -32,11 +32,12 @@ class RetrainResult:
 
 
 def split_reviewed(examples: Sequence[Example], share: float) -> tuple[list[Example], list[Example]]:
-    """Reviewed sentences for training and for the held-out set, split by a hash of the text: stable across runs,
-    so a sentence held out once is never trained on later."""
+    """Reviewed sentences for training and for the held-out set, split by a hash of the sentence as the model sees
+    it: stable across runs and layouts ("- X" in a list, "X" in a later post), so a sentence held out once is never
+    trained on later."""
     train_part, held_part = [], []
-    for e in examples:
-        h = int.from_bytes(hashlib.sha256(e.text.encode()).digest()[:4], "big") / 2**32
+    for e, key in zip(examples, normalize_many([e.text for e in examples]), strict=True):
+        h = int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big") / 2**32
         (held_part if h < share else train_part).append(e)
     return train_part, held_part
 

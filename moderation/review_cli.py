@@ -403,8 +403,8 @@ def retrain_command(
         typer.echo(evaluation_table(result.candidate_eval, result.current_eval, ("candidate", "current")), nl=False)
         if result.promoted:
             why = " (forced)" if result.reasons else ""
-            typer.echo(f"promoted {result.candidate.version} in {models_dir}{why}")
-        else:
-            typer.echo(f"kept {result.current.version}; candidate {result.candidate.version} refused:")
+            typer.echo(f"promoted {result.candidate.version} in {printable(str(models_dir))}{why}")
+        else:  # the current version's name comes from its card, which anyone can edit
+            typer.echo(f"kept {printable(result.current.version)}; candidate {result.candidate.version} refused:")
         for reason in result.reasons:
             typer.echo(f"  {reason}")

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import collections
+import json
 import random
 import shutil
 from pathlib import Path
@@ -14,6 +16,7 @@ from moderation.model import load_model
 from moderation.policy import default_policy_text, load_policy, parse_policy
 from moderation.registry import CURRENT, add_version, current_name, list_versions, resolve, rollback, set_current
 from moderation.retraining import retrain, split_reviewed
+from moderation.review import ReviewStore
 from moderation.training import train
 
 from .conftest import write_jsonl
@@ -68,6 +71,19 @@ def test_split_is_stable_and_respects_the_share() -> None:
     _, held_b = split_reviewed(list(reversed(examples)), 0.2)
     assert {e.text for e in held_a} == {e.text for e in held_b}
     assert 150 < len(held_a) < 250 and len(train_a) + len(held_a) == 1000
+
+
+def test_a_sentence_falls_on_the_same_side_of_the_split_whatever_its_layout() -> None:
+    # Reviewed once as a list item and later in a post of its own, it must not move from held out to training.
+    texts = [f"We will burn house number {i} down tonight." for i in range(200)]
+    layouts = [
+        (i, text)
+        for i, t in enumerate(texts)
+        for text in (t, f"- {t}", f"# {t}", t.upper(), t.replace(" down", "\ndown"))
+    ]
+    _, held = split_reviewed([Example(text, frozenset(), where=str(i)) for i, text in layouts], 0.2)
+    held_layouts = collections.Counter(e.where for e in held)
+    assert 20 < len(held_layouts) < 60 and set(held_layouts.values()) == {5}  # all five layouts, or none
 
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -145,6 +161,22 @@ def test_a_bad_batch_of_labels_is_refused_then_forced(real, tmp_path: Path) -> N
     assert any(v.name == result.candidate.version for v in list_versions(models))  # refused, but kept to inspect
 
 
+def test_a_refusal_shows_the_current_versions_name_escaped(
+    workspace: tuple[Path, Path], small_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    models, test = workspace
+    card_file = resolve(models) / "card.json"
+    card = json.loads(card_file.read_text())
+    card["version"] = "v1\x1b]0;pwned\x07\x1b[2J"  # a card anyone can edit
+    card_file.write_text(json.dumps(card))
+    monkeypatch.setattr(moderation.retraining, "gate", lambda current, candidate, margin: ["threat F1 falls"])
+    ReviewStore(tmp_path / "q.db").close()  # an empty queue
+    result = CliRunner().invoke(app, ["retrain", "--data", str(small_data), "--test", str(test), "--models",
+                                      str(models), "--db", str(tmp_path / "q.db")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "kept v1\\x1b]0;pwned\\x07\\x1b[2J; candidate" in result.stdout and "\x1b" not in result.stdout
+
+
 def test_a_first_promotion_keeps_the_shipped_model_to_roll_back_to(
     workspace: tuple[Path, Path], small_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -217,16 +249,17 @@ def test_a_reviewed_sentence_is_the_same_sentence_whatever_its_layout(queued: st
     assert [e.text for e in held.training] == ["nice day"] and (held.reviewed_train, held.reviewed_held_out) == (0, 1)
 
 
-def test_layouts_of_one_sentence_split_apart_are_counted_where_they_end_up() -> None:
+def test_layouts_of_one_sentence_are_one_sentence_on_one_side() -> None:
     from moderation.retraining import merge, split_reviewed
 
-    # Two reviewed copies of one sentence, on either side of the hash split: held out wins, nothing is trained on.
+    # Five reviewed copies of one sentence, in the layouts a document gives it: one side of the split, one sentence.
     copies = [Example(f"{marker} I will hang you from the lamppost", frozenset(), "review") for marker in "-*+#>"]
-    trained, held_out = split_reviewed(copies, 0.5)
-    assert trained and held_out  # the five markers hash to both sides
-    merged = merge([Example("nice day", frozenset())], copies, [], held_out_share=0.5)
-    assert [e.text for e in merged.training] == ["nice day"]
-    assert (merged.reviewed_train, merged.reviewed_held_out) == (0, 1)
+    for share in (0.0, 1.0, 0.5):
+        trained, held_out = split_reviewed(copies, share)
+        assert sorted(map(len, (trained, held_out))) == [0, 5]
+        merged = merge([Example("nice day", frozenset())], copies, [], held_out_share=share)
+        assert merged.reviewed_train + merged.reviewed_held_out == 1
+        assert len(merged.training) == 1 + merged.reviewed_train
 
 
 def test_a_reviewers_label_wins_over_a_test_files_and_is_evaluated_not_trained_on() -> None:
