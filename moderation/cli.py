@@ -208,7 +208,8 @@ def score(
         OnError,
         typer.Option(
             "--on-error",
-            help="A bad JSON Lines record: stop with an error, or skip it (each reported with path:line) and go on.",
+            help="A bad JSON Lines record or an overlong line (--input-format lines): stop with an error, or skip it "
+            "(each reported with path:line) and go on.",
         ),
     ] = OnError.stop,
     queue: Annotated[bool, typer.Option("--queue", help="Add flagged sentences to the review queue (--db).")] = False,

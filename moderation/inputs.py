@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import functools
 import io
 import json
 import os
@@ -19,7 +20,8 @@ from .errors import InputError
 
 _JSON_TYPES = {int: "a number", float: "a number", bool: "true or false", list: "a list", dict: "an object"}
 CHUNK_BYTES = 1 << 16
-MAX_RECORD_CHARS = 10_000_000  # a JSON Lines record longer than this is refused (or skipped), never held whole
+MAX_RECORD_CHARS = 10_000_000  # a post (a JSON Lines record, a line) longer than this is refused or skipped, never held
+_LIMIT = f"{MAX_RECORD_CHARS // 1_000_000} million characters"
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 STDIN = "-"
 
@@ -65,7 +67,8 @@ def read_documents(
             if fmt == "jsonl":
                 yield from _jsonl_documents(raw, source, options, idle, warn)
             elif fmt == "lines":
-                for number, line in _lines(_text_chunks(raw, source, options, warn)):
+                too_long = functools.partial(_line_too_long, source, options)
+                for number, line in _lines(_text_chunks(raw, source, options, warn), too_long):
                     if line.strip():
                         yield Document(source, str(number), iter((line,)), idle, whole=True)
             else:
@@ -99,24 +102,39 @@ _MARK_UNDECODED = "moderation.undecoded"
 codecs.register_error(_MARK_UNDECODED, lambda e: ("\udc80", e.end))
 
 
-def _lines(chunks: Iterator[str]) -> Iterator[tuple[int, str]]:
+def _line_too_long(source: str, options: ReadOptions, number: int) -> None:
+    options.problem(InputError(f"{source}:{number}: line longer than {_LIMIT}"))
+
+
+def _lines(chunks: Iterator[str], too_long: Callable[[int], None]) -> Iterator[tuple[int, str]]:
     """Numbered lines of text given in chunks, split on \\n, \\r\\n and \\r only (as editors count them; not on
-    the form feeds or Unicode separators that str.splitlines also takes); a line may span chunks."""
-    number, partial = 0, ""
+    the form feeds or Unicode separators that str.splitlines also takes); a line may span chunks. A line longer than
+    MAX_RECORD_CHARS is not held: `too_long` is told its number, and the rest of it is skipped."""
+    number, pieces, size, skipping, carry = 0, [], 0, False, ""
     for chunk in chunks:
-        text = partial + chunk
-        # A "\r" at the very end may be the first half of "\r\n": wait for the next chunk.
-        cut = len(text) - text.endswith("\r")
+        text, carry = carry + chunk, ""
+        if text.endswith("\r"):  # maybe the first half of "\r\n": decided with the next chunk
+            text, carry = text[:-1], "\r"
         start = 0
-        for m in _LINE_BREAK.finditer(text, 0, cut):
+        # Only the new text is searched, and an unfinished line is kept in pieces: a long line costs its length once.
+        for m in _LINE_BREAK.finditer(text):
             number += 1
-            yield number, text[start : m.start()]
-            start = m.end()
-        partial = text[start:]
-    if partial:
-        for piece in _LINE_BREAK.split(partial):
-            number += 1
-            yield number, piece
+            if skipping:
+                pass
+            elif size + m.start() - start > MAX_RECORD_CHARS:
+                too_long(number)
+            else:
+                yield number, "".join(pieces) + text[start : m.start()]
+            pieces, size, skipping, start = [], 0, False, m.end()
+        if start < len(text) and not skipping:
+            size += len(text) - start
+            if size > MAX_RECORD_CHARS:
+                too_long(number + 1)
+                pieces, skipping = [], True
+            else:
+                pieces.append(text[start:])
+    if (pieces or carry) and not skipping:
+        yield number + 1, "".join(pieces)
 
 
 def clean_text(text: str) -> str:
@@ -332,8 +350,7 @@ def _jsonl_documents(
             if len(line) > MAX_RECORD_CHARS and not line.endswith("\n"):
                 while (rest := stream.readline(CHUNK_BYTES)) and not rest.endswith("\n"):
                     pass  # skip the rest of the record without holding it
-                limit = f"{MAX_RECORD_CHARS // 1_000_000} million characters"
-                options.problem(InputError(f"{where}: record larger than {limit}"))
+                options.problem(InputError(f"{where}: record larger than {_LIMIT}"))
                 continue
             if not line.strip():
                 continue

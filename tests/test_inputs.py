@@ -1,8 +1,17 @@
 from __future__ import annotations
 
-import pytest
+import json
+import re
+from pathlib import Path
 
-from moderation.inputs import ReadOptions, _text_chunks
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from moderation import inputs
+from moderation.cli import app
+from moderation.inputs import ReadOptions, _lines, _text_chunks
 
 
 class _Pipe:
@@ -36,3 +45,46 @@ def test_text_that_merely_starts_like_no_mark_is_not_held_back() -> None:
     pipe = _Pipe([b"hi\n", b"more\n"])
     chunks = _text_chunks(pipe, "-", ReadOptions(), None)
     assert next(chunks) == "hi\n" and pipe.pieces == [b"more\n"]
+
+
+def _reference_lines(text: str) -> list[tuple[int, str]]:
+    lines = re.split(r"\r\n|\r|\n", text)
+    if lines[-1] == "":
+        lines.pop()  # a final line break ends the last line; it does not start another
+    return list(enumerate(lines, 1))
+
+
+@given(
+    st.lists(st.sampled_from(["ab", "c", " ", "\r", "\n", "\r\n", "\f", "\u2028", "é"]), max_size=40),
+    st.lists(st.integers(1, 7), min_size=1, max_size=40),
+)
+def test_lines_are_numbered_as_an_editor_counts_them_however_the_text_is_cut(parts: list[str], cuts: list[int]) -> None:
+    text = "".join(parts)
+    chunks, at = [], 0
+    for n in cuts * (len(text) // len(cuts) + 1):
+        if at >= len(text):
+            break
+        chunks.append(text[at : at + n])
+        at += n
+    assert list(_lines(iter(chunks), too_long=lambda n: pytest.fail(f"line {n} too long"))) == _reference_lines(text)
+
+
+def test_a_line_over_the_limit_is_reported_and_skipped_without_being_held(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(inputs, "MAX_RECORD_CHARS", 10)
+    told: list[int] = []
+    chunks = ["short\nthis line ", "goes on and on ", "and on\r", "\nok\n", "exactly10c\r", "eleven char\nend"]
+    assert list(_lines(iter(chunks), told.append)) == [(1, "short"), (3, "ok"), (4, "exactly10c"), (6, "end")]
+    assert told == [2, 5]  # a line too long within one chunk as well as across several
+
+
+def test_score_refuses_or_skips_an_overlong_line_as_it_does_a_record(
+    models_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(inputs, "MAX_RECORD_CHARS", 30)
+    log = tmp_path / "log.txt"
+    log.write_text("I will kill you tonight.\n" + "x" * 31 + "\nsee you at the meeting\n")
+    args = ["score", str(log), "--input-format", "lines", "-f", "jsonl", "--model", str(models_dir)]
+    refused = CliRunner().invoke(app, args)
+    assert refused.exit_code == 2 and refused.stderr.endswith("log.txt:2: line longer than 10 million characters\n")
+    skipped = CliRunner().invoke(app, [*args, "--on-error", "skip"])
+    assert skipped.exit_code == 1 and [json.loads(r)["doc_id"] for r in skipped.stdout.splitlines()] == ["1", "3"]
