@@ -235,12 +235,16 @@ class TableWriter(Writer):
         marks += [f"[dim]suppressed {escape(c)}{_rule(phrase, 'exception')}[/]" for c, phrase in s.suppressed.items()]
         if s.unsupported:
             marks.append(f"[magenta]UNSUPPORTED language {escape(printable(s.lang or '?'))}[/]")
-        self.console.print(f"[bold]{escape(where)}[/]  {', '.join(marks)}")
-        # The sentence itself as a Text, never as markup: nothing in it is interpreted, a trailing "\\" included.
-        self.console.print(Text("    " + printable(s.text)))
+        lines = [
+            f"[bold]{escape(where)}[/]  {', '.join(marks)}",
+            # The sentence itself as a Text, never as markup: nothing in it is interpreted, a trailing "\\" included.
+            Text("    " + printable(s.text)),
+        ]
         for cat, terms in (s.terms or {}).items():
             shown = ", ".join(f"{printable(t)} ({w:+.2f})" for t, w in terms)
-            self.console.print(f"    [dim]{cat}: {escape(shown)}[/]")
+            lines.append(f"    [dim]{cat}: {escape(shown)}[/]")
+        # One print, one write: Ctrl-C between records never leaves one half written.
+        self.console.print(*lines, sep="\n")
 
     def close(self) -> None:
         docs = self.documents

@@ -73,6 +73,27 @@ def test_table_counts_documents_by_their_first_sentences() -> None:
     assert "2 flag(s) in 3 sentences of 2 document(s)" in out
 
 
+def test_table_writes_each_record_in_one_write() -> None:
+    # Ctrl-C stops the run between two writes: a record written in one is never left half on the screen.
+    class Writes(io.StringIO):
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls: list[str] = []
+
+        def write(self, text: str) -> int:
+            self.calls.append(text)
+            return super().write(text)
+
+    out = Writes()
+    writer = make_writer("table", out, CATS)
+    explained = dataclasses.replace(sample("I will kill you [b]now[/b]"), terms={"threat": (("kill", 2.5),)})
+    for s in (explained, dataclasses.replace(sample("fine", ()), index=1), dataclasses.replace(explained, index=2)):
+        writer.write(s)
+    records = [call for call in out.calls if call.strip()]
+    assert len(records) == 2 and all(r.count("\n") == 3 and "threat: kill (+2.50)" in r for r in records)
+    assert "[b]now[/b]" in records[0]
+
+
 def test_table_cannot_be_driven_by_markup_or_escape_sequences() -> None:
     hostile = "[bold red]boom[/] \x1b[31mred\x1b[0m \u202eevil \x07"
     out = render("table", [sample(hostile)])
