@@ -276,6 +276,15 @@ class CompiledModel:
         """One probability per text and category, as the compiled pipeline would give."""
         return self.predict_proba_normalized(VIEWS[self.view](texts))  # what the pipeline's normalise step was
 
+    def known_share(self, texts: list[str]) -> list[float]:
+        """For each text, the share of its words, as the model reads them, that the model has a weight for (0 for a
+        text without words): how much of it the model can read at all."""
+        out = []
+        for doc in VIEWS[self.view](texts):
+            words = _TOKENS.findall(doc)
+            out.append(sum(w in self.unigrams for w in words) / len(words) if words else 0.0)
+        return out
+
     def predict_proba_normalized(self, docs: list[str]) -> np.ndarray:
         logits = np.tile(self.intercept, (len(docs), 1))
         logits += self._word_scores(docs)

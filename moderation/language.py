@@ -17,6 +17,9 @@ MIN_SENTENCE_CHARS = 40
 UNIFORM_PERCENT = 95
 #: Text past this many characters adds nothing to identifying a document's language.
 SAMPLE_CHARS = 4096
+#: Codes read as another: CLD2 calls much informal English Scots ("ill k1ll you", "beat them till they beg."), and
+#: Scots is close enough to English for the model to read.
+_READ_AS = {"sco": "en"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +40,8 @@ def detect(text: str, best_effort: bool = False) -> Detected:
     code, percent = details[0][1], details[0][2]
     if not reliable or code in ("un", "xxx"):
         return UNSURE
-    return Detected(code.split("-")[0], percent >= UNIFORM_PERCENT)
+    code = code.split("-")[0]
+    return Detected(_READ_AS.get(code, code), percent >= UNIFORM_PERCENT)
 
 
 class LanguageGuard:

@@ -116,6 +116,10 @@ class Model:
 
         return positive_proba(self._pipeline, texts)
 
+    def known_share(self, texts: Sequence[str]) -> list[float] | None:
+        """For each text, the share of its words the model has a weight for; None for a model without a scorer."""
+        return self.compiled.known_share(list(texts)) if self.compiled is not None else None
+
 
 # --- storage ---------------------------------------------------------------------------------------------------------
 

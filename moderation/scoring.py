@@ -24,7 +24,7 @@ import numpy as np
 
 from .errors import ModelError, ModerationError
 from .inputs import Document
-from .language import SAMPLE_CHARS, UNSURE, Detected, LanguageGuard
+from .language import MIN_SENTENCE_CHARS, SAMPLE_CHARS, UNSURE, Detected, LanguageGuard
 from .model import Model, explain, load_model
 from .policy import Policy, review_thresholds
 from .text import (
@@ -41,6 +41,8 @@ from .text import (
 BATCH_SENTENCES = 512  # at most this many pieces (short documents) in one task
 PIECE_CHARS = 1 << 16  # text per task, about a thousand sentences
 CONTEXT_FLOOR = 0.5  # the share of its own score a sentence keeps, whatever its neighbours (see _judge)
+#: A short sentence the language guard sets aside is judged after all when the model knows this share of its words.
+KNOWN_SHARE = 2 / 3
 _WORD = re.compile(r"\w+")
 
 
@@ -230,6 +232,14 @@ def _judge(batch: list[Item], model: Model, rules: Rules, windows: list[str] | N
     guard = rules.guard
     if guard:
         langs = [guard.sentence(t, item[4]) for t, item in zip(texts, batch, strict=True)]
+        # CLD2 is sure of the wrong language for a few in a hundred short English posts ("ur ugly af" Danish,
+        # "Hindus deserve to burn." Estonian, "ill k1ll u" Scots): a short text set aside whose words the model
+        # mostly knows is judged after all. Short Portuguese or German keeps its language: few of its words are known.
+        doubtful = [i for i, (_, unsupported) in enumerate(langs) if unsupported and len(texts[i]) < MIN_SENTENCE_CHARS]
+        known = model.known_share([texts[i] for i in doubtful]) if doubtful else None
+        for i, share in zip(doubtful, known or (), strict=False):
+            if share >= KNOWN_SHARE:
+                langs[i] = (None, False)
     else:
         langs = [(None, False)] * len(batch)
     # Below every category's review threshold (most sentences) the outcome is nothing, whatever the language; only

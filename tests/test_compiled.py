@@ -42,6 +42,15 @@ def test_compiled_scores_equal_the_pipeline(models) -> None:
     assert np.allclose(model.compiled.predict_proba(texts), positive_proba(pipeline, texts), atol=1e-6)
 
 
+def test_known_share_counts_the_words_the_model_has_a_weight_for(models) -> None:
+    model, pipeline = models
+    vocabulary = pipeline.named_steps["features"].transformer_list[0][1].vocabulary_
+    assert {"will", "kill", "you"} <= set(vocabulary) and not {"tonight", "zxqv"} & set(vocabulary)
+    shares = model.known_share(["I will KILL you tonight", "k1ll you zxqv qvzx", "zxqv", "", "!!"])
+    assert shares[0] == pytest.approx(len([w for w in ("i", "will", "kill", "you") if w in vocabulary]) / 5)
+    assert shares[1:] == [0.5, 0.0, 0.0, 0.0]  # "k1ll" is read as "kill"; no words, nothing known
+
+
 def _without_pairs(compiled: CompiledModel) -> CompiledModel:
     return dataclasses.replace(compiled, skip_codes=np.zeros(0, np.uint64), skip_feature=np.zeros(0, np.int32))
 

@@ -111,3 +111,26 @@ def test_a_pause_in_the_input_does_not_change_a_score(shipped) -> None:
     assert read_at_once[1].flagged == () and read_at_once[1].scores["threat"] > 0
     cut = [p for p in pieces([Document("s.txt", None, iter(parts), lambda: True)], rules) if p.after]
     assert cut  # the pauses did cut the paragraph
+
+
+@pytest.mark.parametrize(
+    "post",
+    [
+        "Hindus deserve to burn.",  # Estonian to CLD2, with confidence
+        "refugeesshoulddie",  # Luxembourgish
+        "i will k1ll u when i see u",  # Scots
+        "When he's back in Kathmandu we'll be there too!!",  # Scots, and long enough to be judged on its own
+    ],
+)
+def test_english_posts_cld2_calls_another_language_are_judged(shipped, post: str) -> None:
+    model, rules = shipped
+    [scored] = score_documents([Document("posts.jsonl", "1", iter((post,)), whole=True)], model, rules)
+    assert scored.flagged and not scored.unsupported, (scored.lang, scored.scores)
+
+
+@pytest.mark.parametrize("post", ["Ich werde dich töten", "Eu vou te matar seu lixo", "死ね、お前を殺す"])
+def test_short_posts_in_another_language_are_still_set_aside(shipped, post: str) -> None:
+    # As short as the English ones above, but in words the model does not know.
+    model, rules = shipped
+    [scored] = score_documents([Document("posts.jsonl", "1", iter((post,)), whole=True)], model, rules)
+    assert scored.unsupported and scored.lang not in (None, "en") and not scored.flagged

@@ -8,6 +8,7 @@ import pickle
 from pathlib import Path
 
 import numpy as np
+import pycld2
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -90,6 +91,13 @@ def test_language_detection_is_confident_or_silent() -> None:
     # Padding: a short English threat after enough Portuguese to make the document "all Portuguese" is still judged.
     assert portuguese.uniform and guard.sentence("I will kill you.", portuguese) == ("en", False)
     assert guard.sentence("Vou te matar.", portuguese) == ("pt", True)
+
+
+def test_scots_is_read_as_english() -> None:
+    # CLD2's name for much informal English; a post in it is scored, not set aside.
+    text = "He's a dickhead. He's always been a dickhead. He will die a dickhead"
+    assert pycld2.detect(text)[2][0][1] == "sco" and detect(text).code == "en"
+    assert LanguageGuard(("en",)).sentence(text, detect(text)) == ("en", False)
 
 
 def test_a_short_threat_padded_with_another_language_is_flagged(models_dir: Path, tmp_path: Path) -> None:
