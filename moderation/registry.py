@@ -129,7 +129,12 @@ def adopt(models_dir: Path, version_dir: Path) -> str:
         tmp = models_dir / f".{name}.partial-{os.getpid()}"
         try:
             models_dir.mkdir(parents=True, exist_ok=True)
-            shutil.copytree(version_dir, tmp, copy_function=_copy_synced)
+            tmp.mkdir()
+            # The files' content only: a read-only install's modes would make the copy impossible to remove.
+            for source in version_dir.iterdir():
+                if source.is_file():
+                    shutil.copyfile(source, tmp / source.name)
+                    fsync_path(tmp / source.name)
             fsync_path(tmp)
             tmp.rename(models_dir / name)
             fsync_path(models_dir)
@@ -141,11 +146,6 @@ def adopt(models_dir: Path, version_dir: Path) -> str:
             raise
     set_current(models_dir, name, action="adopt")
     return name
-
-
-def _copy_synced(src: str, dst: str) -> None:
-    shutil.copyfile(src, dst)  # the content only: a read-only install's modes would make the copy read-only
-    fsync_path(Path(dst))
 
 
 def set_current(models_dir: Path, name: str, *, action: str = "promote") -> None:
@@ -179,6 +179,7 @@ def promoted_stacks(models_dir: Path) -> Iterator[list[str]]:
     """After each switch logged in HISTORY, the versions in the order they were promoted, rolled-back ones removed:
     the last is the one that switch made current."""
     stack: list[str] = []
+    before: list[list[str]] = []  # the stack after each earlier line
     try:
         # A damaged line names no version; the lines around it still count.
         entries = (models_dir / HISTORY).read_text(encoding="utf-8", errors="replace").splitlines()
@@ -197,13 +198,14 @@ def promoted_stacks(models_dir: Path) -> Iterator[list[str]]:
             previous = replaced[0]
             if previous in stack:
                 del stack[len(stack) - stack[::-1].index(previous) :]  # after its last place in the stack
-            else:
-                stack = [previous]
+            else:  # popped by a logged rollback that never happened: the stack as it was when it was on top
+                stack = next((list(s) for s in reversed(before) if s and s[-1] == previous), [previous])
         if action == "rollback":
             while stack and stack[-1] != name:
                 stack.pop()
         elif not stack or stack[-1] != name:
             stack.append(name)
+        before.append(list(stack))
         yield list(stack)
 
 

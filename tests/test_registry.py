@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -191,3 +192,34 @@ def test_a_version_with_a_damaged_card_is_listed_with_the_reason(models_dir: Pat
     assert "unreadable model card" in listed[0].problem and listed[0].card == {}
     (tmp_path / CURRENT).write_text("removed\n")  # CURRENT naming a version deleted by hand
     assert [(v.name, v.current) for v in list_versions(tmp_path)] == [("a", False), ("b", False)]
+
+
+def test_a_promote_after_a_rollback_that_crashed_keeps_the_whole_history(
+    models_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = load_model(resolve(models_dir))
+    for name in ("a", "b", "c", "d"):
+        add_version(tmp_path, model, name)
+    for name in ("a", "b", "c"):
+        set_current(tmp_path, name)
+    with monkeypatch.context() as m:  # the rollback to b is logged, then killed before CURRENT was renamed
+        m.setattr("moderation.registry.os.replace", lambda *a: (_ for _ in ()).throw(OSError(5, "crashed")))
+        with pytest.raises(ModelError):
+            rollback(tmp_path)
+    assert current_name(tmp_path) == "c"
+    set_current(tmp_path, "d")
+    assert [rollback(tmp_path) for _ in range(3)] == ["c", "b", "a"]
+
+
+def test_an_adopted_copy_of_a_read_only_version_can_be_removed(models_dir: Path, tmp_path: Path) -> None:
+    shipped = tmp_path / "site" / "v1"
+    shutil.copytree(resolve(models_dir), shipped)
+    for path in [*shipped.iterdir(), shipped]:
+        path.chmod(0o444 if path.is_file() else 0o555)  # as a system-wide install leaves it
+    try:
+        adopt(tmp_path / "team", shipped)
+        copy = tmp_path / "team" / "v1"
+        assert all(p.stat().st_mode & 0o200 for p in [copy, *copy.iterdir()])  # the team owns what it holds
+        assert load_model(copy).version == load_model(shipped).version
+    finally:
+        shipped.chmod(0o755)
