@@ -224,13 +224,7 @@ def _text_chunks(raw: BinaryIO, source: str, options: ReadOptions, warn: Callabl
             options.on_bytes(len(data))
         return data
 
-    block = read(CHUNK_BYTES)
-    # A pipe's first read can stop inside a byte-order mark; only then is more waited for (text never starts so).
-    while block and any(len(block) < len(bom) and bom.startswith(block) for bom in _BOMS):
-        more = read(CHUNK_BYTES)
-        if not more:
-            break
-        block += more
+    block = _first_block(read)
     if not options.force and _decoder_for(block)[0].startswith("utf-8"):  # UTF-16 and -32 are full of NUL bytes
         nul = block.find(b"\0")
         if nul >= 0:
@@ -269,15 +263,35 @@ def _text_chunks(raw: BinaryIO, source: str, options: ReadOptions, warn: Callabl
         block = read(CHUNK_BYTES)
 
 
-def _head(raw: BinaryIO) -> bytes:
-    """The first block of a stream, left in it to be read: as much as a text file's first block for a file, what
-    has arrived for a pipe (a buffered reader's peek gives only its buffer, 4 KB here)."""
-    if raw.seekable():
-        at = raw.tell()
-        head = raw.read(CHUNK_BYTES)
-        raw.seek(at)
-        return head
-    return raw.peek(CHUNK_BYTES)[:CHUNK_BYTES] if hasattr(raw, "peek") else b""
+def _first_block(read: Callable[[int], bytes]) -> bytes:
+    """A stream's first block: a file's first CHUNK_BYTES, what has arrived of a pipe. A pipe's first read can stop
+    inside a byte-order mark; only then is more waited for (text never starts so)."""
+    block = read(CHUNK_BYTES)
+    while block and any(len(block) < len(bom) and bom.startswith(block) for bom in _BOMS):
+        more = read(CHUNK_BYTES)
+        if not more:
+            break
+        block += more
+    return block
+
+
+class _Prefixed(io.RawIOBase):
+    """Bytes already read from a stream's start, then the rest of the stream: given back to whoever reads it."""
+
+    def __init__(self, head: bytes, raw: BinaryIO) -> None:
+        self.head, self.raw = memoryview(head), raw
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self.head:
+            n = min(len(buffer), len(self.head))
+            buffer[:n], self.head = self.head[:n], self.head[n:]
+            return n
+        data = getattr(self.raw, "read1", self.raw.read)(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
 
 
 def _encoding(head: bytes, source: str, options: ReadOptions, warn: Callable[[str], None] | None) -> tuple[str, int]:
@@ -331,9 +345,14 @@ def _jsonl_documents(
     # Decoded as text files are (a byte-order mark, UTF-8, Latin-1 with a warning); what the encoding cannot read
     # comes through as one lone surrogate, to be told apart from the text and replaced (or refused). Only "\n" ends
     # a record: a "\r" inside one is white space to JSON.
-    encoding, skip = _encoding(_head(raw), source, options, warn)
-    raw.read(skip)
-    stream = io.TextIOWrapper(raw, encoding=encoding, errors=_MARK_UNDECODED, newline="\n")
+    try:
+        head = _first_block(getattr(raw, "read1", raw.read))
+    except OSError as e:
+        raise InputError(f"{source}: cannot read: {e.strerror or e}") from None
+    encoding, skip = _encoding(head, source, options, warn)
+    stream = io.TextIOWrapper(
+        io.BufferedReader(_Prefixed(head[skip:], raw)), encoding=encoding, errors=_MARK_UNDECODED, newline="\n"
+    )
     number, warned = 0, False
     try:
         while True:

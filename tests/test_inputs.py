@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from moderation import inputs
 from moderation.cli import app
-from moderation.inputs import ReadOptions, _lines, _text_chunks
+from moderation.inputs import ReadOptions, _jsonl_documents, _lines, _text_chunks
 
 
 class _Pipe:
@@ -38,6 +38,15 @@ def test_a_pipes_first_reads_may_split_or_hold_only_the_byte_order_mark(codec: s
     warnings: list[str] = []
     assert "".join(_text_chunks(_Pipe(pieces), "-", ReadOptions(strict=True), warnings.append)) == TEXT
     assert warnings == []
+
+
+@pytest.mark.parametrize("codec", ["utf-8-sig", "utf-16", "utf-32"])
+@pytest.mark.parametrize("cut", [1, 2, 3, 4, 5])
+def test_json_lines_from_a_pipe_whose_first_read_splits_the_mark(codec: str, cut: int) -> None:
+    data = '{"id": 1, "text": "I will kill you tonight"}\n{"id": 2, "text": "bye"}\n'.encode(codec)
+    pipe = _Pipe([data[:cut], data[cut : cut + 1], data[cut + 1 :]])
+    posts = list(_jsonl_documents(pipe, "-", ReadOptions(strict=True)))
+    assert [(d.doc_id, "".join(d.chunks)) for d in posts] == [("1", "I will kill you tonight"), ("2", "bye")]
 
 
 def test_text_that_merely_starts_like_no_mark_is_not_held_back() -> None:
