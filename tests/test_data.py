@@ -159,6 +159,7 @@ PROBES = (
     "common_words.jsonl",
     "unprotected_groups.jsonl",
     "negated_groups.jsonl",
+    "group_frames.jsonl",
 )
 #: Every file the model is not trained on.
 HELD_OUT = ("test.jsonl", "veiled.jsonl", "functional.jsonl", *PROBES)
