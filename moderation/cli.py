@@ -695,7 +695,7 @@ def models_list(models_dir: ModelsDirOption = None) -> None:
             )
             typer.echo(
                 f"{'*' if v.current else ' '} {printable(v.name)}  {printable(str(field(v.card, 'created')))}  "
-                f"{printable(str(field(v.card, 'data', 'examples')))} sentences  cv f1: {printable(f1)}"
+                f"{printable(str(field(v.card, 'data', 'examples')))} sentences  cv f1: {printable(f1) or '?'}"
             )
 
 

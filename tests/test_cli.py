@@ -192,6 +192,7 @@ def test_models_commands_show_a_version_name_escaped_and_list_past_a_damaged_car
     listed = invoke("models", "list", "--dir", str(models))
     assert listed.exit_code == 0 and "unreadable model card" in listed.stderr, listed.output
     assert [line[:2] for line in listed.stdout.splitlines()] == ["  ", "* "] and "\x1b" not in listed.stdout
+    assert listed.stdout.splitlines()[0].endswith("? sentences  cv f1: ?")
 
 
 def test_train_warns_when_a_target_precision_is_out_of_reach(small_data: Path, tmp_path: Path, monkeypatch) -> None:
