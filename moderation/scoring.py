@@ -232,9 +232,9 @@ def _judge(batch: list[Item], model: Model, rules: Rules, windows: list[str] | N
     guard = rules.guard
     if guard:
         langs = [guard.sentence(t, item[4]) for t, item in zip(texts, batch, strict=True)]
-        # CLD2 is sure of the wrong language for a few in a hundred short English posts ("ur ugly af" Danish,
-        # "Hindus deserve to burn." Estonian, "ill k1ll u" Scots): a short text set aside whose words the model
-        # mostly knows is judged after all. Short Portuguese or German keeps its language: few of its words are known.
+        # CLD2 is sure of the wrong language for a few in a hundred short English posts ("Hindus deserve to burn."
+        # is Estonian to it): a short text set aside whose words the model mostly knows is judged after all. Short
+        # Portuguese or German keeps its language: few of its words are known.
         doubtful = [i for i, (_, unsupported) in enumerate(langs) if unsupported and len(texts[i]) < MIN_SENTENCE_CHARS]
         known = model.known_share([texts[i] for i in doubtful]) if doubtful else None
         for i, share in zip(doubtful, known or (), strict=False):
