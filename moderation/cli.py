@@ -489,9 +489,10 @@ def explain(
     Example: moderation explain "I will find you after work"
     """
     from .inputs import clean_text
+    from .language import UNSURE
     from .model import explain as explain_text
     from .output import printable
-    from .scoring import Rules
+    from .scoring import Rules, sentence_languages
 
     with errors_to_exit():
         policy, model = _load(policy_path, model_path)
@@ -499,7 +500,8 @@ def explain(
         text = clean_text(text)
         row = model.predict_proba([text])[0]
         scores = {c: float(row[model.categories.index(c)]) for c in rules.flag}
-        lang, unsupported = rules.guard.sentence(text, rules.guard.document(text)) if rules.guard else (None, False)
+        document = rules.guard.document(text) if rules.guard else UNSURE
+        [(lang, unsupported)] = sentence_languages([text], [document], model, rules.guard)
         flagged, review, suppressed, forced, unsupported = rules.outcome(text, scores, unsupported)
         terms = explain_text(model, text, top)
         if unsupported:

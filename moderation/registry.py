@@ -179,7 +179,7 @@ def promoted_stacks(models_dir: Path) -> Iterator[list[str]]:
     """After each switch logged in HISTORY, the versions in the order they were promoted, rolled-back ones removed:
     the last is the one that switch made current."""
     stack: list[str] = []
-    before: list[list[str]] = []  # the stack after each earlier line
+    last_on_top: dict[str, list[str]] = {}  # each version: the stack when it was last on top
     try:
         # A damaged line names no version; the lines around it still count.
         entries = (models_dir / HISTORY).read_text(encoding="utf-8", errors="replace").splitlines()
@@ -199,13 +199,14 @@ def promoted_stacks(models_dir: Path) -> Iterator[list[str]]:
             if previous in stack:
                 del stack[len(stack) - stack[::-1].index(previous) :]  # after its last place in the stack
             else:  # popped by a logged rollback that never happened: the stack as it was when it was on top
-                stack = next((list(s) for s in reversed(before) if s and s[-1] == previous), [previous])
+                stack = list(last_on_top.get(previous, [previous]))
         if action == "rollback":
             while stack and stack[-1] != name:
                 stack.pop()
         elif not stack or stack[-1] != name:
             stack.append(name)
-        before.append(list(stack))
+        if stack:
+            last_on_top[stack[-1]] = list(stack)
         yield list(stack)
 
 

@@ -229,19 +229,7 @@ def _judge(batch: list[Item], model: Model, rules: Rules, windows: list[str] | N
             floor = np.where(alone >= flag, np.maximum(alone * CONTEXT_FLOOR, lowest), alone * CONTEXT_FLOOR)
             picked[again] = np.where(movable[again], np.maximum(np.minimum(alone, framed), floor), alone)
             suspect = (picked >= lowest).any(axis=1)
-    guard = rules.guard
-    if guard:
-        langs = [guard.sentence(t, item[4]) for t, item in zip(texts, batch, strict=True)]
-        # CLD2 is sure of the wrong language for a few in a hundred short English posts ("Hindus deserve to burn."
-        # is Estonian to it): a short text set aside whose words the model mostly knows is judged after all. Short
-        # Portuguese or German keeps its language: few of its words are known.
-        doubtful = [i for i, (_, unsupported) in enumerate(langs) if unsupported and len(texts[i]) < MIN_SENTENCE_CHARS]
-        known = model.known_share([texts[i] for i in doubtful]) if doubtful else None
-        for i, share in zip(doubtful, known or (), strict=False):
-            if share >= KNOWN_SHARE:
-                langs[i] = (None, False)
-    else:
-        langs = [(None, False)] * len(batch)
+    langs = sentence_languages(texts, [item[4] for item in batch], model, rules.guard)
     # Below every category's review threshold (most sentences) the outcome is nothing, whatever the language; only
     # a policy's always-flag terms could change that.
     decide = range(len(batch)) if rules.policy.has_terms else np.flatnonzero(suspect).tolist()
@@ -255,6 +243,24 @@ def _judge(batch: list[Item], model: Model, rules: Rules, windows: list[str] | N
     if rules.digits is not None:
         rows = [[round(v, rules.digits) for v in row] for row in rows]
     return Judged(batch, cats, rows, langs, outcomes)
+
+
+def sentence_languages(
+    texts: list[str], documents: list[Detected], model: Model, guard: LanguageGuard | None
+) -> list[tuple[str | None, bool]]:
+    """Each sentence's language, and whether the model cannot judge it, given its document's language."""
+    if guard is None:
+        return [(None, False)] * len(texts)
+    langs = [guard.sentence(t, doc) for t, doc in zip(texts, documents, strict=True)]
+    # CLD2 is sure of the wrong language for some short English text, evasions most of all ("I'll br3ak ur legs" is
+    # Portuguese to it, "Hindus deserve to burn." Estonian): a short text set aside whose words the model mostly
+    # knows is judged after all. Short Portuguese or German keeps its language: few of its words are known.
+    doubtful = [i for i, (_, unsupported) in enumerate(langs) if unsupported and len(texts[i]) < MIN_SENTENCE_CHARS]
+    known = model.known_share([texts[i] for i in doubtful]) if doubtful else None
+    for i, share in zip(doubtful, known or (), strict=False):
+        if share >= KNOWN_SHARE:
+            langs[i] = (None, False)
+    return langs
 
 
 def _with_terms(scores: list[SentenceScore], model: Model, with_terms: bool) -> list[SentenceScore]:

@@ -116,8 +116,12 @@ def test_a_pause_in_the_input_does_not_change_a_score(shipped) -> None:
 @pytest.mark.parametrize(
     "post",
     [
-        "Hindus deserve to burn.",  # Estonian to CLD2, with confidence
-        "refugeesshoulddie",  # Luxembourgish
+        "Hindus deserve to burn.",  # Estonian to CLD2, sure it is all that language
+        "Hindus deserve to die.",  # Estonian
+        "i'll br3ak ur arms",  # Portuguese
+        "u deserve to get shot tbh.",  # Xhosa
+        "nobody w0uld miss u",  # Danish
+        "u r a pathetic w0rm",  # Malay
         "i will k1ll u when i see u",  # Scots
         "When he's back in Kathmandu we'll be there too!!",  # Scots, and long enough to be judged on its own
     ],
@@ -126,6 +130,16 @@ def test_english_posts_cld2_calls_another_language_are_judged(shipped, post: str
     model, rules = shipped
     [scored] = score_documents([Document("posts.jsonl", "1", iter((post,)), whole=True)], model, rules)
     assert scored.flagged and not scored.unsupported, (scored.lang, scored.scores)
+    assert explain_flags(shipped, post) == scored.flagged  # `explain` decides as `score` does
+
+
+def explain_flags(shipped, text: str) -> tuple[str, ...]:
+    from typer.testing import CliRunner
+
+    from moderation.cli import app
+
+    out = CliRunner().invoke(app, ["explain", text, "--model", str(shipped[0].path)]).stdout
+    return tuple(line.split()[0] for line in out.splitlines() if line.rstrip().endswith("FLAGGED"))
 
 
 @pytest.mark.parametrize("post", ["Ich werde dich töten", "Eu vou te matar seu lixo", "死ね、お前を殺す"])
