@@ -45,9 +45,8 @@ def split_reviewed(examples: Sequence[Example], share: float) -> tuple[list[Exam
 
 def _letters_and_digits(text: str) -> str:
     # Not text.normalize, which a new version may change (folding more evasions): that would move sentences held
-    # out before into training. The price: "k1ll all of them" and "kill all of them", one sentence to `merge`, may
-    # fall on different sides, so a later decision on the other spelling, which replaces the earlier one, can move
-    # the sentence into training.
+    # out before into training. "k1ll all of them" and "kill all of them", one sentence to `merge`, may fall on
+    # different sides: the review store gives a sentence the words it was first decided in (`ReviewStore.labelled`).
     return "".join(c for c in unicodedata.normalize("NFKC", text).casefold() if c.isalnum())
 
 

@@ -497,13 +497,19 @@ class ReviewStore:
 
     def labelled(self) -> list[Example]:
         """Decided sentences as labelled examples, one per sentence (rejected flags: no labels): a sentence queued in
-        more than one item (two posts, two files, another layout or case) takes its latest decision; see
-        `label_conflicts`."""
-        latest = dict(self._decided_sentences())  # in decision order: a later decision replaces an earlier one
+        more than one item (two posts, two files, another layout, case or spelling) takes its latest decision, in the
+        words it was first decided in; see `label_conflicts`."""
+        first: dict[str, str] = {}
+        latest: dict[str, tuple[int, str]] = {}
+        for sentence, (item_id, text, labels) in self._decided_sentences():  # in decision order
+            first.setdefault(sentence, text)
+            latest[sentence] = (item_id, labels)  # a later decision replaces an earlier one
+        # The first words, not the latest: retraining's held-out split hashes them, and "k1ll all of them" decided
+        # after "kill all of them" must not move the sentence from held out to trained.
         with self._reading():
             return [
-                Example(text, frozenset(json.loads(labels)), "review", f"{self.path}#item{item_id}")
-                for item_id, text, labels in sorted(latest.values())
+                Example(first[sentence], frozenset(json.loads(labels)), "review", f"{self.path}#item{item_id}")
+                for sentence, (item_id, labels) in sorted(latest.items(), key=lambda kv: kv[1][0])
             ]
 
     def label_conflicts(self) -> int:
