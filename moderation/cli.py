@@ -6,7 +6,7 @@ Exit codes: 0 nothing flagged (or success), 1 something flagged, 2 usage or inpu
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from enum import StrEnum
 from pathlib import Path
@@ -289,7 +289,7 @@ def score(
         # The queue first: a database that cannot be opened fails before any output (a CSV header) is written.
         queue_to = _Enqueuer(db, model, rules, queue_uncertain, audit_rate, seed) if queue else None
         writer = make_writer(fmt.value, sys.stdout, policy.ids)
-        documents = read_documents(paths, options, warn=say)
+        documents = _Counted(read_documents(paths, options, warn=say))
         # With nothing to do but write lines, they are rendered where a batch is scored, from its columns: cheaper
         # than an object per sentence, and with workers, cheaper to send back and this process stays free to read.
         rendered = fmt.value in LineRenderer.formats and not queue and not explain_terms
@@ -329,13 +329,25 @@ def score(
         added = queue_to.close() if queue_to else None
         if progress:
             progress.close()  # before the summary, the queue's count or an error, which would print onto the bar
-        writer.close()
+        writer.close(documents=documents.count)
         if queue_to:
             typer.echo(f"queued {added} new sentence(s) for review in {db}", err=True)
         if skipped:
             warn(f"skipped {len(skipped)} bad record(s)")
         if writer.flags:
             raise typer.Exit(EXIT_FLAGGED)
+
+
+class _Counted:
+    """The documents as they are read, counted: an empty post is a document too, though it has no sentence."""
+
+    def __init__(self, documents: Iterable) -> None:
+        self.documents, self.count = documents, 0
+
+    def __iter__(self) -> Iterator:
+        for document in self.documents:
+            self.count += 1
+            yield document
 
 
 class _Enqueuer:

@@ -121,7 +121,11 @@ class Writer:
         for start in range(0, len(text), 1 << 16):
             self.stream.write(text[start : start + (1 << 16)])
 
-    def close(self) -> None:
+    def close(self, documents: int | None = None) -> None:
+        """Finish the output; `documents`, when the caller counted them as read, includes those with no sentence (an
+        empty post), which the count by first sentences cannot see."""
+        if documents is not None:
+            self.documents = documents
         self.flush()
 
     def abort(self) -> None:
@@ -183,9 +187,9 @@ class JsonWriter(Writer):
         self._write_text(("[\n" if not self.opened else ",\n") + text)
         self.opened = True
 
-    def close(self) -> None:
+    def close(self, documents: int | None = None) -> None:
         self.stream.write("[]\n" if self.sentences == 0 else "\n]\n")
-        super().close()
+        super().close(documents)
 
 
 class CsvWriter(Writer):
@@ -246,8 +250,8 @@ class TableWriter(Writer):
         # One print, one write: Ctrl-C between records never leaves one half written.
         self.console.print(*lines, sep="\n")
 
-    def close(self) -> None:
-        docs = self.documents
+    def close(self, documents: int | None = None) -> None:
+        docs = self.documents if documents is None else documents
         flagged = ", ".join(f"{c} {self.flags[c]}" for c in self.categories)
         if self.sentences and not self.flags:
             self.console.print(f"No sentence flagged ({self.sentences} sentences in {docs} document(s)).")

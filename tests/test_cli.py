@@ -396,3 +396,14 @@ def test_on_a_terminal_an_error_in_mid_run_is_not_printed_onto_the_progress_bar(
     assert "sentences, " in screen, "no progress bar was drawn"
     before, error = screen.split("moderation: error:")
     assert before.endswith("\r\x1b[K") and "posts.jsonl:20001: invalid JSON" in error, screen[-300:]
+
+
+def test_the_table_counts_posts_with_no_sentence_as_documents(models_dir: Path, tmp_path: Path) -> None:
+    posts = tmp_path / "posts.jsonl"
+    posts.write_text('{"id": 1, "text": "I will kill you tonight."}\n{"id": 2, "text": ""}\n{"id": 3, "text": "  "}\n')
+    for jobs in ("1", "2"):
+        result = invoke("score", str(posts), "--model", str(models_dir), "--jobs", jobs)
+        assert "in 1 sentences of 3 document(s)" in result.stdout, result.output
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    assert "in 0 sentences of 1 document(s)" in invoke("score", str(empty), "--model", str(models_dir)).stdout
