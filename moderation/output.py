@@ -134,14 +134,24 @@ class Writer:
             self.flush()
 
 
-_string = json.encoder.encode_basestring  # JSON string literal, non-ASCII kept as is (ensure_ascii=False)
+_encode = json.encoder.encode_basestring  # JSON string literal, non-ASCII kept as is (ensure_ascii=False)
+# Valid in a JSON string, but line ends to str.splitlines and some log tools: escaped, a record stays one line.
+_LINE_ENDS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def _string(text: str) -> str:
+    """A JSON string literal with non-ASCII characters kept as they are, except those read as line ends."""
+    out = _encode(text)
+    if "\x85" in out or "\u2028" in out or "\u2029" in out:
+        out = out.translate(_LINE_ENDS)
+    return out
 
 
 def json_line(s: SentenceScore) -> str:
     """`json.dumps(record(s), ensure_ascii=False)`, built directly: a sentence's record is mostly numbers and a few
     strings, and the general encoder's work per value was the largest cost of writing JSON Lines."""
     if s.terms is not None:
-        return json.dumps(record(s), ensure_ascii=False)
+        return json.dumps(record(s), ensure_ascii=False).translate(_LINE_ENDS)
     scores = ", ".join(f"{_string(c)}: {float.__repr__(v)}" for c, v in s.scores.items())
     suppressed = ", ".join(f"{_string(c)}: {_string(p)}" for c, p in s.suppressed.items())
     return (

@@ -39,6 +39,17 @@ def test_jsonl_has_exactly_the_documented_keys() -> None:
     assert records[0]["doc_id"] is None and records[0]["scores"]["threat"] == 0.91
 
 
+def test_a_record_is_one_line_even_to_readers_that_split_on_unicode_line_ends() -> None:
+    # U+2028, U+2029 and U+0085 are valid inside a JSON string, but str.splitlines and some log tools end lines there.
+    text = "first\u2028second\x85third\u2029fourth"
+    explained = dataclasses.replace(sample(text), terms={"threat": (("k\u2028ll", 1.0),)})
+    for item in (sample(text), explained):
+        out = render("jsonl", [item, sample("fine", ())])
+        records = [json.loads(line) for line in out.splitlines()]
+        assert [r["text"] for r in records] == [text, "fine"]
+    assert json.loads(render("json", [sample(text)]))[0]["text"] == text
+
+
 def test_json_is_one_array_even_when_empty() -> None:
     assert json.loads(render("json", [])) == []
     assert [r["text"] for r in json.loads(render("json", [sample(), sample("b", ())]))] == ["I will kill you", "b"]
@@ -133,7 +144,9 @@ def test_printable_escapes_every_control_format_and_surrogate_code_point() -> No
 def test_a_json_line_is_what_the_json_module_would_write(text, source, doc_id, lang, scores, flagged, suppressed):
     s = SentenceScore(source, doc_id, 3, 0, len(text), 1, 1, text, dict(zip(CATS, scores, strict=True)),
                       tuple(flagged), None, tuple(flagged[:1]), suppressed, {}, lang)  # fmt: skip
-    assert json_line(s) == json.dumps(record(s), ensure_ascii=False)
+    # As the json module writes it, with the line ends it leaves raw escaped.
+    line_ends = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+    assert json_line(s) == json.dumps(record(s), ensure_ascii=False).translate(line_ends)
 
 
 _TEXT = st.text() | st.sampled_from(["100% sure, %d %s %%", 'a "quoted", line\r\nbreak'])
