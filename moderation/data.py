@@ -25,6 +25,7 @@ class Example:
     labels: frozenset[str]
     tag: str = ""
     where: str = ""  # "path:line", for messages
+    split_key: str = ""  # what retraining's held-out split hashes, when not the text (`ReviewStore.labelled`)
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,12 +33,13 @@ class RetrainResult:
 
 
 def split_reviewed(examples: Sequence[Example], share: float) -> tuple[list[Example], list[Example]]:
-    """Reviewed sentences for training and for the held-out set, split by a hash of the sentence's letters and
-    digits: stable across runs, layouts ("- X" in a list, "X" in a later post) and versions, so a sentence held out
-    once is never trained on later."""
+    """Reviewed sentences for training and for the held-out set, split by a hash of the letters and digits of each
+    one's `split_key` (else its text): stable across runs, layouts ("- X" in a list, "X" in a later post) and
+    versions, so a sentence held out once is never trained on later."""
     train_part, held_part = [], []
     for e in examples:
-        h = int.from_bytes(hashlib.sha256(_letters_and_digits(e.text).encode()).digest()[:4], "big") / 2**32
+        h = int.from_bytes(hashlib.sha256(_letters_and_digits(e.split_key or e.text).encode()).digest()[:4], "big")
+        h /= 2**32
         (held_part if h < share else train_part).append(e)
     return train_part, held_part
 
@@ -46,7 +47,7 @@ def split_reviewed(examples: Sequence[Example], share: float) -> tuple[list[Exam
 def _letters_and_digits(text: str) -> str:
     # Not text.normalize, which a new version may change (folding more evasions): that would move sentences held
     # out before into training. "k1ll all of them" and "kill all of them", one sentence to `merge`, may fall on
-    # different sides: the review store gives a sentence the words it was first decided in (`ReviewStore.labelled`).
+    # different sides: the review store gives each sentence the words of its first decision (`Example.split_key`).
     return "".join(c for c in unicodedata.normalize("NFKC", text).casefold() if c.isalnum())
 
 

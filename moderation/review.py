@@ -497,19 +497,21 @@ class ReviewStore:
 
     def labelled(self) -> list[Example]:
         """Decided sentences as labelled examples, one per sentence (rejected flags: no labels): a sentence queued in
-        more than one item (two posts, two files, another layout, case or spelling) takes its latest decision, in the
-        words it was first decided in; see `label_conflicts`."""
-        first: dict[str, str] = {}
-        latest: dict[str, tuple[int, str]] = {}
-        for sentence, (item_id, text, labels) in self._decided_sentences():  # in decision order
-            first.setdefault(sentence, text)
-            latest[sentence] = (item_id, labels)  # a later decision replaces an earlier one
-        # The first words, not the latest: retraining's held-out split hashes them, and "k1ll all of them" decided
-        # after "kill all of them" must not move the sentence from held out to trained.
+        more than one item (two posts, two files, another layout, case or spelling) takes its latest decision; see
+        `label_conflicts`. Each carries, as `split_key`, the words of its first decision ever made, undone or not:
+        retraining's held-out split hashes them, so that no later decision, undo or spelling ("k1ll all of them"
+        after "kill all of them") moves a sentence held out into training."""
+        latest = dict(self._decided_sentences())  # in decision order: a later decision replaces an earlier one
         with self._reading():
+            rows = self.db.execute(
+                "SELECT i.text FROM items i JOIN decisions d ON d.item_id = i.id GROUP BY i.id ORDER BY MIN(d.id)"
+            ).fetchall()
+            first: dict[str, str] = {}
+            for sentence, row in zip(normalize_many([r["text"] for r in rows]), rows, strict=True):
+                first.setdefault(sentence, row["text"])
             return [
-                Example(first[sentence], frozenset(json.loads(labels)), "review", f"{self.path}#item{item_id}")
-                for sentence, (item_id, labels) in sorted(latest.items(), key=lambda kv: kv[1][0])
+                Example(text, frozenset(json.loads(labels)), "review", f"{self.path}#item{item_id}", first[sentence])
+                for sentence, (item_id, text, labels) in sorted(latest.items(), key=lambda kv: kv[1][0])
             ]
 
     def label_conflicts(self) -> int:
