@@ -131,6 +131,7 @@ def test_english_posts_cld2_calls_another_language_are_judged(shipped, post: str
     [scored] = score_documents([Document("posts.jsonl", "1", iter((post,)), whole=True)], model, rules)
     assert scored.flagged and not scored.unsupported, (scored.lang, scored.scores)
     assert explain_flags(shipped, post) == scored.flagged  # `explain` decides as `score` does
+    assert explain_flags(shipped, f"  {post}{' ' * 20}") == scored.flagged  # trimmed as `score` trims a sentence
 
 
 def explain_flags(shipped, text: str) -> tuple[str, ...]:
