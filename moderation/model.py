@@ -13,7 +13,7 @@ import json
 import os
 import warnings
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -137,34 +137,41 @@ def save_model(model: Model, directory: Path) -> Model:
     nothing or all three."""
     import joblib
 
+    with new_version_dir(directory, "write model") as tmp:
+        joblib.dump(model.pipeline, tmp / MODEL_FILE, compress=3)
+        card = {**model.card, "version": directory.name, "model_file": MODEL_FILE,
+                "model_sha256": sha256_file(tmp / MODEL_FILE)}  # fmt: skip
+        if model.compiled is not None:
+            model.compiled.save(tmp / SCORER_FILE)
+            card.update(scorer_file=SCORER_FILE, scorer_sha256=sha256_file(tmp / SCORER_FILE))
+        card["card_sha256"] = card_digest(card)
+        (tmp / CARD_FILE).write_text(json.dumps(card, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    return Model(card, pipeline=model.pipeline, compiled=model.compiled, path=directory)
+
+
+@contextlib.contextmanager
+def new_version_dir(directory: Path, doing: str) -> Iterator[Path]:
+    """A temporary directory to write a version's files into, renamed to `directory` (which must not exist) once
+    they are all written and synced: a crash or an interrupt leaves either nothing or the whole version. An OSError
+    is a ModelError saying what could not be done (`doing`)."""
     if directory.exists():
         raise ModelError(f"{directory}: already exists; a model version is never overwritten")
     tmp = directory.with_name(f".{directory.name}.partial-{os.getpid()}")
     try:
         directory.parent.mkdir(parents=True, exist_ok=True)
         tmp.mkdir()
-        joblib.dump(model.pipeline, tmp / MODEL_FILE, compress=3)
-        card = {**model.card, "version": directory.name, "model_file": MODEL_FILE,
-                "model_sha256": sha256_file(tmp / MODEL_FILE)}  # fmt: skip
-        files = [MODEL_FILE]
-        if model.compiled is not None:
-            model.compiled.save(tmp / SCORER_FILE)
-            card.update(scorer_file=SCORER_FILE, scorer_sha256=sha256_file(tmp / SCORER_FILE))
-            files.append(SCORER_FILE)
-        card["card_sha256"] = card_digest(card)
-        _write_synced(tmp / CARD_FILE, json.dumps(card, indent=2, sort_keys=False) + "\n")
-        for name in files:
-            fsync_path(tmp / name)
+        yield tmp
+        for child in tmp.iterdir():
+            fsync_path(child)
         fsync_path(tmp)
         tmp.rename(directory)
         fsync_path(directory.parent)
     except OSError as e:
         _remove_tree(tmp)
-        raise ModelError(f"{directory}: cannot write model: {e.strerror or e}") from None
+        raise ModelError(f"{directory}: cannot {doing}: {e.strerror or e}") from None
     except BaseException:
         _remove_tree(tmp)  # interrupted: no half-written version is left behind
         raise
-    return Model(card, pipeline=model.pipeline, compiled=model.compiled, path=directory)
 
 
 def card_digest(card: dict) -> str:
@@ -288,13 +295,6 @@ def _unpickle(path: Path, expected_sha256: str):
     if not isinstance(pipeline, Pipeline):
         raise ModelError(f"{path}: not a moderation pipeline")
     return pipeline
-
-
-def _write_synced(path: Path, text: str) -> None:
-    with path.open("w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def fsync_path(path: Path) -> None:

@@ -122,10 +122,8 @@ class Writer:
             self.stream.write(text[start : start + (1 << 16)])
 
     def close(self, documents: int | None = None) -> None:
-        """Finish the output; `documents`, when the caller counted them as read, includes those with no sentence (an
-        empty post), which the count by first sentences cannot see."""
-        if documents is not None:
-            self.documents = documents
+        """Finish the output. `documents`, for a writer that reports it, is the count of documents read, which also
+        has those with no sentence (an empty post) that the count by first sentences cannot see."""
         self.flush()
 
     def abort(self) -> None:
@@ -199,7 +197,7 @@ class JsonWriter(Writer):
 
     def close(self, documents: int | None = None) -> None:
         self.stream.write("[]\n" if self.sentences == 0 else "\n]\n")
-        super().close(documents)
+        super().close()
 
 
 class CsvWriter(Writer):

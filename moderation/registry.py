@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 
 from .errors import ModelError
-from .model import CARD_FILE, Model, fsync_path, load_model, read_card, save_model
+from .model import CARD_FILE, Model, fsync_path, load_model, new_version_dir, read_card, save_model
 
 CURRENT = "CURRENT"
 HISTORY = "HISTORY"
@@ -126,24 +126,11 @@ def adopt(models_dir: Path, version_dir: Path) -> str:
         if read_card(models_dir / name).get("card_sha256") != read_card(version_dir).get("card_sha256"):
             raise ModelError(f"{models_dir / name}: a different model of the same name as {version_dir} is here")
     else:
-        tmp = models_dir / f".{name}.partial-{os.getpid()}"
-        try:
-            models_dir.mkdir(parents=True, exist_ok=True)
-            tmp.mkdir()
-            # The files' content only: a read-only install's modes would make the copy impossible to remove.
+        # The files' content only: a read-only install's modes would make the copy impossible to remove.
+        with new_version_dir(models_dir / name, f"copy {version_dir} here") as tmp:
             for source in version_dir.iterdir():
                 if source.is_file():
                     shutil.copyfile(source, tmp / source.name)
-                    fsync_path(tmp / source.name)
-            fsync_path(tmp)
-            tmp.rename(models_dir / name)
-            fsync_path(models_dir)
-        except OSError as e:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise ModelError(f"{models_dir}: cannot copy {version_dir} here: {e.strerror or e}") from None
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)  # interrupted: no half-copied version is left behind
-            raise
     set_current(models_dir, name, action="adopt")
     return name
 
